@@ -1,0 +1,392 @@
+//! `decide`: given a merchant's state and a command, which events follow. Pure: no I/O, no
+//! clock (the time comes in), no randomness (event ids derive from the command).
+
+use chrono::{DateTime, Utc};
+use schemas::{
+    AuthorizePayment, CommandBody, CommandRejected, EventBody, PaymentAuthorizationRequested,
+    PaymentCommand, PaymentEvent, WireMoney,
+};
+use uuid::Uuid;
+
+use crate::fingerprint::fingerprint;
+use crate::money::Money;
+use crate::rejection::Rejection;
+use crate::state::{MAX_IDEMPOTENCY_KEYS_PER_MERCHANT, MerchantState};
+use crate::token::check_token;
+
+/// Processors payledger has gateways for.
+pub const PROCESSORS: [&str; 6] = [
+    "stripe",
+    "square",
+    "shuttle",
+    "bridgerpay",
+    "asiapay",
+    "pciproxy",
+];
+
+/// What the ledger does with one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// New events to write, in order.
+    Accept(Vec<PaymentEvent>),
+    /// The command is refused; write this one `CommandRejected` event.
+    Reject(Box<PaymentEvent>),
+    /// The same idempotency key with the same content was already decided: the original
+    /// outcome stands and nothing new is written.
+    Duplicate,
+}
+
+impl Decision {
+    /// The events to write (none for a duplicate).
+    pub fn into_events(self) -> Vec<PaymentEvent> {
+        match self {
+            Decision::Accept(events) => events,
+            Decision::Reject(event) => vec![*event],
+            Decision::Duplicate => Vec::new(),
+        }
+    }
+}
+
+/// Decides a command against the merchant's state (`None`: the merchant has no events yet).
+pub fn decide(
+    state: Option<&MerchantState>,
+    command: &PaymentCommand,
+    now: DateTime<Utc>,
+) -> Decision {
+    let empty = MerchantState::default();
+    let state = state.unwrap_or(&empty);
+    let fp = fingerprint(command);
+    let envelope = Envelope {
+        command,
+        fingerprint: &fp,
+        next_sequence: state.sequence + 1,
+        now,
+    };
+    match state.idempotency.get(&command.idempotency_key) {
+        Some(seen) if *seen == fp => return Decision::Duplicate,
+        Some(_) => {
+            return Decision::Reject(Box::new(
+                envelope.rejection(&Rejection::IdempotencyKeyReused),
+            ));
+        }
+        None => {}
+    }
+    match check(state, command) {
+        Ok(body) => Decision::Accept(vec![envelope.event(0, body)]),
+        Err(rejection) => Decision::Reject(Box::new(envelope.rejection(&rejection))),
+    }
+}
+
+/// Validates the command and returns the body of the event it causes.
+fn check(state: &MerchantState, command: &PaymentCommand) -> Result<EventBody, Rejection> {
+    if !valid_merchant_id(&command.merchant_id) {
+        return Err(Rejection::InvalidMerchantId);
+    }
+    let key = &command.idempotency_key;
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Rejection::InvalidIdempotencyKey);
+    }
+    if state.idempotency.len() >= MAX_IDEMPOTENCY_KEYS_PER_MERCHANT {
+        return Err(Rejection::MerchantStateFull);
+    }
+    match &command.body {
+        CommandBody::AuthorizePayment(a) => authorize(state, a),
+    }
+}
+
+fn authorize(state: &MerchantState, a: &AuthorizePayment) -> Result<EventBody, Rejection> {
+    let money =
+        Money::parse(&a.amount.amount, &a.amount.currency).map_err(Rejection::InvalidMoney)?;
+    if !PROCESSORS.contains(&a.processor.as_str()) {
+        return Err(Rejection::UnknownProcessor(a.processor.clone()));
+    }
+    check_token(&a.payment_token)?;
+    if state.payments.contains_key(&a.payment_id) {
+        return Err(Rejection::DuplicatePayment);
+    }
+    Ok(EventBody::PaymentAuthorizationRequested(
+        PaymentAuthorizationRequested {
+            payment_id: a.payment_id,
+            amount: WireMoney {
+                amount: money.canonical_amount(),
+                currency: money.currency().code().to_owned(),
+            },
+            processor: a.processor.clone(),
+            payment_token: a.payment_token.clone(),
+        },
+    ))
+}
+
+fn valid_merchant_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The fields every event of one command shares.
+struct Envelope<'a> {
+    command: &'a PaymentCommand,
+    fingerprint: &'a str,
+    next_sequence: i64,
+    now: DateTime<Utc>,
+}
+
+impl Envelope<'_> {
+    fn event(&self, index: u8, body: EventBody) -> PaymentEvent {
+        let payment_id = match &body {
+            EventBody::PaymentAuthorizationRequested(e) => Some(e.payment_id),
+            EventBody::CommandRejected(_) => self.command_payment_id(),
+        };
+        PaymentEvent {
+            event_id: event_id(self.command.command_id, index),
+            merchant_id: self.command.merchant_id.clone(),
+            merchant_sequence: self.next_sequence + i64::from(index),
+            payment_id,
+            command_id: self.command.command_id,
+            idempotency_key: self.command.idempotency_key.clone(),
+            command_fingerprint: self.fingerprint.to_owned(),
+            occurred_at: self.now,
+            body,
+        }
+    }
+
+    fn rejection(&self, rejection: &Rejection) -> PaymentEvent {
+        self.event(
+            0,
+            EventBody::CommandRejected(CommandRejected {
+                reason_code: rejection.code().to_owned(),
+                detail: rejection.to_string(),
+            }),
+        )
+    }
+
+    fn command_payment_id(&self) -> Option<Uuid> {
+        match &self.command.body {
+            CommandBody::AuthorizePayment(a) => Some(a.payment_id),
+        }
+    }
+}
+
+/// A deterministic event id: the same command always yields the same ids, so a re-decided
+/// command (after an aborted transaction) writes events indistinguishable from the first try.
+pub fn event_id(command_id: Uuid, index: u8) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"payledger.event-id.v1")
+        .chain_update(command_id.as_bytes())
+        .chain_update([index])
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::new_v8(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use schemas::CommandBody;
+
+    use super::*;
+    use crate::evolve::evolve;
+
+    fn now() -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(1_760_000_000_000).unwrap()
+    }
+
+    fn authorize_cmd(n: u128, amount: &str, currency: &str) -> PaymentCommand {
+        PaymentCommand {
+            command_id: Uuid::from_u128(1000 + n),
+            idempotency_key: format!("key-{n}"),
+            merchant_id: "merchant-1".into(),
+            issued_at: now(),
+            body: CommandBody::AuthorizePayment(AuthorizePayment {
+                payment_id: Uuid::from_u128(n),
+                amount: WireMoney {
+                    amount: amount.into(),
+                    currency: currency.into(),
+                },
+                processor: "stripe".into(),
+                payment_token: "tok_visa".into(),
+            }),
+        }
+    }
+
+    /// Decides `cmd` against `state` and applies what it emits.
+    fn step(state: &mut MerchantState, cmd: &PaymentCommand) -> Vec<PaymentEvent> {
+        let decision = decide(Some(state), cmd, now());
+        apply(state, decision)
+    }
+
+    fn apply(state: &mut MerchantState, decision: Decision) -> Vec<PaymentEvent> {
+        let events = decision.into_events();
+        for e in &events {
+            evolve(state, e).unwrap();
+        }
+        events
+    }
+
+    fn rejection_code(decision: &Decision) -> &str {
+        match decision {
+            Decision::Reject(event) => match &event.body {
+                EventBody::CommandRejected(r) => &r.reason_code,
+                other => panic!("a rejection carries CommandRejected, got {other:?}"),
+            },
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn authorize_emits_the_exact_amount_scaled_to_the_currency() {
+        for (amount, currency, expected) in [
+            ("10.5", "GBP", "10.50"),
+            ("1000", "JPY", "1000"),
+            ("1.234", "BHD", "1.234"),
+            ("7", "KWD", "7.000"),
+        ] {
+            let cmd = authorize_cmd(1, amount, currency);
+            let Decision::Accept(events) = decide(None, &cmd, now()) else {
+                panic!("{amount} {currency} should be accepted");
+            };
+            assert_eq!(events.len(), 1);
+            let e = &events[0];
+            assert_eq!(e.merchant_sequence, 1);
+            assert_eq!(e.command_id, cmd.command_id);
+            assert_eq!(e.idempotency_key, "key-1");
+            assert_eq!(e.event_id, event_id(cmd.command_id, 0));
+            match &e.body {
+                EventBody::PaymentAuthorizationRequested(body) => {
+                    assert_eq!(body.amount.amount, expected);
+                    assert_eq!(body.amount.currency, currency);
+                    assert_eq!(body.payment_id, Uuid::from_u128(1));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_commands_are_rejected_with_their_reason() {
+        let mut bad_token = authorize_cmd(2, "1.00", "USD");
+        {
+            let CommandBody::AuthorizePayment(a) = &mut bad_token.body;
+            a.payment_token = "4111 1111 1111 1111".into();
+        }
+        let mut bad_processor = authorize_cmd(3, "1.00", "USD");
+        {
+            let CommandBody::AuthorizePayment(a) = &mut bad_processor.body;
+            a.processor = "paypal".into();
+        }
+        let mut bad_merchant = authorize_cmd(4, "1.00", "USD");
+        bad_merchant.merchant_id = "bad merchant".into();
+        let mut bad_key = authorize_cmd(5, "1.00", "USD");
+        bad_key.idempotency_key = String::new();
+        let cases = [
+            (authorize_cmd(1, "1.001", "USD"), "amount_precision"),
+            (authorize_cmd(1, "1.5", "JPY"), "amount_precision"),
+            (authorize_cmd(1, "0.00", "EUR"), "amount_not_positive"),
+            (authorize_cmd(1, "ten", "EUR"), "invalid_amount"),
+            (authorize_cmd(1, "1.00", "ABC"), "unsupported_currency"),
+            (bad_token, "card_number_rejected"),
+            (bad_processor, "unknown_processor"),
+            (bad_merchant, "invalid_merchant_id"),
+            (bad_key, "invalid_idempotency_key"),
+        ];
+        for (cmd, code) in cases {
+            let decision = decide(None, &cmd, now());
+            assert_eq!(rejection_code(&decision), code, "{cmd:?}");
+            let Decision::Reject(event) = decision else {
+                unreachable!()
+            };
+            assert!(
+                !format!("{event:?}").contains("4111"),
+                "detail must not echo a card number"
+            );
+        }
+    }
+
+    #[test]
+    fn same_key_same_content_is_a_duplicate_and_different_content_is_refused() {
+        let mut state = MerchantState::default();
+        let first = authorize_cmd(1, "25.00", "EUR");
+        assert_eq!(step(&mut state, &first).len(), 1);
+
+        // A retry with a new command id and timestamp is still the same request.
+        let mut retry = first.clone();
+        retry.command_id = Uuid::from_u128(9999);
+        assert_eq!(decide(Some(&state), &retry, now()), Decision::Duplicate);
+
+        let mut changed = first.clone();
+        {
+            let CommandBody::AuthorizePayment(a) = &mut changed.body;
+            a.amount.amount = "26.00".into();
+        }
+        let decision = decide(Some(&state), &changed, now());
+        assert_eq!(rejection_code(&decision), "idempotency_key_reused");
+        apply(&mut state, decision);
+        // The reused-key rejection did not rebind the key: the original still dedupes.
+        assert_eq!(decide(Some(&state), &retry, now()), Decision::Duplicate);
+        assert_eq!(state.sequence, 2);
+    }
+
+    #[test]
+    fn a_retried_invalid_command_is_a_duplicate_of_its_rejection() {
+        let mut state = MerchantState::default();
+        let bad = authorize_cmd(1, "1.001", "USD");
+        step(&mut state, &bad);
+        assert_eq!(decide(Some(&state), &bad, now()), Decision::Duplicate);
+    }
+
+    #[test]
+    fn a_payment_id_cannot_be_authorized_twice() {
+        let mut state = MerchantState::default();
+        step(&mut state, &authorize_cmd(1, "5.00", "USD"));
+        let mut again = authorize_cmd(1, "5.00", "USD");
+        again.idempotency_key = "another-key".into();
+        assert_eq!(
+            rejection_code(&decide(Some(&state), &again, now())),
+            "duplicate_payment"
+        );
+    }
+
+    #[test]
+    fn replaying_written_events_rebuilds_the_state_decide_saw() {
+        let mut live = MerchantState::default();
+        let mut log = Vec::new();
+        for n in 0..50u128 {
+            let cmd = if n % 7 == 3 {
+                authorize_cmd(n, "0.001", "GBP")
+            } else {
+                authorize_cmd(n, &format!("{}.{:02}", n, n % 100), "GBP")
+            };
+            log.extend(step(&mut live, &cmd));
+            // And a duplicate of every command: writes nothing.
+            assert!(decide(Some(&live), &cmd, now()).into_events().is_empty());
+        }
+        let mut rebuilt = MerchantState::default();
+        for e in &log {
+            evolve(&mut rebuilt, e).unwrap();
+        }
+        assert_eq!(rebuilt, live);
+        assert_eq!(live.sequence, 50);
+    }
+
+    #[test]
+    fn evolve_refuses_a_sequence_gap() {
+        let mut state = MerchantState::default();
+        let Decision::Accept(mut events) = decide(None, &authorize_cmd(1, "1.00", "USD"), now())
+        else {
+            panic!()
+        };
+        events[0].merchant_sequence = 2;
+        assert!(matches!(
+            evolve(&mut state, &events[0]),
+            Err(crate::evolve::EvolveError::SequenceGap {
+                expected_after: 0,
+                found: 2,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,443 @@
+//! The ledger service: the I/O shell around `decide` and `evolve`.
+//!
+//! One loop, one thread: poll a batch of commands, decide each against the in-memory state of
+//! its partition, and in ONE Kafka transaction write the resulting events (or dead letters)
+//! and commit the consumed offsets. A crash anywhere before the commit leaves no trace; the
+//! batch is consumed again and decided again from state rebuilt out of committed events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use schemas::{PaymentEvent, RegistryCodec};
+use thiserror::Error;
+use tokio::runtime::Handle;
+use tracing::{debug, error, info, info_span, warn};
+
+use crate::decide::decide;
+use crate::evolve::{EvolveError, evolve};
+use crate::kafka::dlq::DeadLetter;
+use crate::kafka::restore::{RestoreError, restore_partition};
+use crate::kafka::topics::{self, COMMANDS, DLQ, EVENTS};
+use crate::kafka::{KafkaSettings, headers};
+use crate::state::PartitionState;
+
+/// The consumer group every ledger instance joins.
+pub const GROUP_ID: &str = "payledger-ledger";
+
+/// The most commands decided in one transaction. Bounds memory and the work redone after an
+/// abort.
+pub const MAX_BATCH: usize = 500;
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL_TIMEOUT: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    pub settings: KafkaSettings,
+    /// Stable per instance (e.g. the pod name): the transactional id derives from it, and a
+    /// restarted instance with the same id fences its predecessor.
+    pub instance_id: String,
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Error)]
+pub enum LedgerError {
+    #[error("Kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("topics: {0}")]
+    Topics(#[from] topics::TopicError),
+    #[error("restore: {0}")]
+    Restore(#[from] RestoreError),
+    #[error("state and events disagree (a bug; stopping rather than deciding on it): {0}")]
+    Evolve(#[from] EvolveError),
+    #[error(
+        "this instance was fenced by a newer one with the same transactional id or group generation: {0}"
+    )]
+    Fenced(KafkaError),
+}
+
+/// Counts rebalances, so the loop knows when its in-memory state may be stale.
+#[derive(Default)]
+pub struct RebalanceTracker {
+    generation: AtomicU64,
+}
+
+impl ClientContext for RebalanceTracker {}
+
+impl ConsumerContext for RebalanceTracker {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match rebalance {
+            Rebalance::Assign(tpl) => info!(partitions = ?partitions(tpl), "partitions assigned"),
+            Rebalance::Revoke(tpl) => info!(partitions = ?partitions(tpl), "partitions revoked"),
+            Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// Counters a caller (or a test) can read while the ledger runs.
+#[derive(Debug, Default)]
+pub struct LedgerStats {
+    pub batches_committed: AtomicU64,
+    pub commands: AtomicU64,
+    pub events: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub aborts: AtomicU64,
+}
+
+/// Runs the ledger until `stop` is set. Blocking: call it from a dedicated thread (or
+/// `spawn_blocking`); `rt` runs the registry codec's async calls.
+pub fn run(
+    config: &LedgerConfig,
+    codec: Arc<RegistryCodec>,
+    rt: Handle,
+    stop: Arc<AtomicBool>,
+    stats: Arc<LedgerStats>,
+) -> Result<(), LedgerError> {
+    let transactional_id = format!("{GROUP_ID}-{}", config.instance_id);
+    let producer: ThreadedProducer<DefaultProducerContext> = config
+        .settings
+        .transactional_producer(&transactional_id)
+        .create()?;
+    // Fences any earlier incarnation of this instance and aborts its open transaction.
+    producer.init_transactions(TXN_TIMEOUT)?;
+
+    let mut consumer_config = config.settings.consumer(GROUP_ID);
+    consumer_config.set("partition.assignment.strategy", "range,roundrobin");
+    let consumer: BaseConsumer<RebalanceTracker> =
+        consumer_config.create_with_context(RebalanceTracker::default())?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(30))?;
+    topics::check_copartitioned(&metadata, &[COMMANDS, EVENTS])?;
+    consumer.subscribe(&[COMMANDS])?;
+    info!(instance = %config.instance_id, %transactional_id, "ledger started");
+
+    let mut shell = Shell {
+        config,
+        codec,
+        rt,
+        producer,
+        states: HashMap::new(),
+        stats,
+    };
+    let mut seen_generation = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let batch = poll_batch(
+            &consumer,
+            config.max_batch,
+            &mut seen_generation,
+            &mut shell.states,
+        );
+        if batch.is_empty() {
+            continue;
+        }
+        shell.process(&consumer, &batch)?;
+    }
+    info!("ledger stopping");
+    Ok(())
+}
+
+/// Polls up to `max` messages. If a rebalance happens while polling, everything gathered
+/// before it is dropped (it will be fetched again from the committed offsets) and so is all
+/// in-memory state (the partitions may have had another owner meanwhile).
+fn poll_batch<'c>(
+    consumer: &'c BaseConsumer<RebalanceTracker>,
+    max: usize,
+    seen_generation: &mut u64,
+    states: &mut HashMap<i32, PartitionState>,
+) -> Vec<BorrowedMessage<'c>> {
+    let mut batch = Vec::new();
+    let mut timeout = POLL_TIMEOUT;
+    while batch.len() < max {
+        let polled = consumer.poll(timeout);
+        let generation = consumer.context().generation.load(Ordering::SeqCst);
+        if generation != *seen_generation {
+            *seen_generation = generation;
+            batch.clear();
+            states.clear();
+        }
+        match polled {
+            None => break,
+            Some(Ok(message)) => batch.push(message),
+            Some(Err(e)) => {
+                warn!(error = %e, "consumer error");
+                break;
+            }
+        }
+        timeout = Duration::ZERO;
+    }
+    batch
+}
+
+struct Shell<'a> {
+    config: &'a LedgerConfig,
+    codec: Arc<RegistryCodec>,
+    rt: Handle,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    states: HashMap<i32, PartitionState>,
+    stats: Arc<LedgerStats>,
+}
+
+/// Why a batch did not commit, and what to do about it.
+enum Abort {
+    /// Try the batch again after a pause (registry down, transient Kafka error).
+    Retry(String),
+    /// Stop the service.
+    Fatal(LedgerError),
+}
+
+impl Shell<'_> {
+    fn process(
+        &mut self,
+        consumer: &BaseConsumer<RebalanceTracker>,
+        batch: &[BorrowedMessage<'_>],
+    ) -> Result<(), LedgerError> {
+        let span = info_span!("ledger_batch", size = batch.len());
+        let _enter = span.enter();
+        match self.transact(consumer, batch) {
+            Ok(()) => {
+                self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(Abort::Fatal(e)) => {
+                error!(error = %e, "stopping");
+                Err(e)
+            }
+            Err(Abort::Retry(reason)) => {
+                self.stats.aborts.fetch_add(1, Ordering::Relaxed);
+                warn!(%reason, "batch aborted; it will be decided again");
+                if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                    return Err(fatal_or(e));
+                }
+                // Events of the aborted batch were applied in memory: forget those partitions
+                // and rewind to the batch's first offsets.
+                for (partition, first) in first_offsets(batch) {
+                    self.states.remove(&partition);
+                    if let Err(e) = consumer.seek(
+                        COMMANDS,
+                        partition,
+                        Offset::Offset(first),
+                        Duration::from_secs(10),
+                    ) {
+                        warn!(partition, error = %e, "seek after abort failed; the next rebalance will rewind");
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                Ok(())
+            }
+        }
+    }
+
+    fn transact(
+        &mut self,
+        consumer: &BaseConsumer<RebalanceTracker>,
+        batch: &[BorrowedMessage<'_>],
+    ) -> Result<(), Abort> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| Abort::Fatal(fatal_or(e)))?;
+        let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+        for message in batch {
+            self.handle(message)?;
+            next_offsets.insert(message.partition(), message.offset() + 1);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in &next_offsets {
+            tpl.add_partition_offset(COMMANDS, *partition, Offset::Offset(*offset))
+                .map_err(|e| Abort::Fatal(e.into()))?;
+        }
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| Abort::Retry("no consumer group metadata yet".to_owned()))?;
+        self.producer
+            .send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
+            .map_err(classify)?;
+        self.producer
+            .commit_transaction(TXN_TIMEOUT)
+            .map_err(classify)?;
+        debug!(partitions = ?next_offsets, "batch committed");
+        Ok(())
+    }
+
+    /// Decides one command, or dead-letters it.
+    fn handle(&mut self, message: &BorrowedMessage<'_>) -> Result<(), Abort> {
+        let partition = message.partition();
+        self.ensure_restored(partition)?;
+        self.stats.commands.fetch_add(1, Ordering::Relaxed);
+        let command = match self
+            .rt
+            .block_on(self.codec.decode_command(message.payload()))
+        {
+            Ok(command) => command,
+            Err(e) if e.is_retriable() => return Err(Abort::Retry(e.to_string())),
+            Err(e) => return self.dead_letter(message, e.reason_code(), &e.to_string()),
+        };
+        if message.key() != Some(command.merchant_id.as_bytes()) {
+            // The record was not keyed by its merchant, so it may sit on a partition that does
+            // not own that merchant's state. Deciding it could break the merchant's rules.
+            return self.dead_letter(
+                message,
+                "key_mismatch",
+                "record key must equal the command's merchant_id",
+            );
+        }
+        let state = self.states.get_mut(&partition).expect("restored above");
+        let decision = decide(state.merchant(&command.merchant_id), &command, Utc::now());
+        let events = decision.into_events();
+        if events.is_empty() {
+            debug!(command_id = %command.command_id, "duplicate command; original outcome stands");
+        }
+        let merchant = state.merchant_mut(&command.merchant_id);
+        for event in &events {
+            evolve(merchant, event).map_err(|e| Abort::Fatal(e.into()))?;
+        }
+        let traceparent = headers::get(message, headers::TRACEPARENT);
+        for event in &events {
+            self.send_event(partition, event, traceparent)?;
+        }
+        Ok(())
+    }
+
+    fn ensure_restored(&mut self, partition: i32) -> Result<(), Abort> {
+        if self.states.contains_key(&partition) {
+            return Ok(());
+        }
+        let codec = &self.codec;
+        let rt = &self.rt;
+        let started = std::time::Instant::now();
+        let (state, applied) = restore_partition(&self.config.settings, partition, |bytes| {
+            rt.block_on(codec.decode_event(bytes))
+        })
+        .map_err(|e| match e {
+            RestoreError::Decode { ref source, .. } if source.is_retriable() => {
+                Abort::Retry(e.to_string())
+            }
+            RestoreError::Kafka(_) | RestoreError::Timeout { .. } => Abort::Retry(e.to_string()),
+            other => Abort::Fatal(other.into()),
+        })?;
+        info!(
+            partition,
+            events = applied,
+            merchants = state.merchants.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "partition state restored"
+        );
+        self.states.insert(partition, state);
+        Ok(())
+    }
+
+    fn send_event(
+        &self,
+        partition: i32,
+        event: &PaymentEvent,
+        traceparent: Option<&str>,
+    ) -> Result<(), Abort> {
+        let bytes = self
+            .rt
+            .block_on(self.codec.encode_event(event))
+            .map_err(|e| Abort::Retry(e.to_string()))?;
+        let mut hdrs = headers::with(OwnedHeaders::new(), headers::EVENT_TYPE, event.kind());
+        if let Some(tp) = traceparent {
+            hdrs = headers::with(hdrs, headers::TRACEPARENT, tp);
+        }
+        let record = BaseRecord::to(EVENTS)
+            .partition(partition)
+            .key(event.merchant_id.as_bytes())
+            .payload(bytes.as_slice())
+            .headers(hdrs);
+        self.send(record)?;
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        reason: &str,
+        detail: &str,
+    ) -> Result<(), Abort> {
+        let letter = DeadLetter::from_message(message, reason, detail);
+        warn!(
+            reason,
+            source_partition = letter.source_partition,
+            source_offset = letter.source_offset,
+            "command dead-lettered"
+        );
+        let hdrs = letter.headers("ledger", Utc::now());
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(DLQ).headers(hdrs);
+        if let Some(key) = letter.key.as_deref() {
+            record = record.key(key);
+        }
+        if let Some(payload) = letter.payload.as_deref() {
+            record = record.payload(payload);
+        }
+        self.send(record)?;
+        self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Enqueues a record, waiting while the producer's bounded queue is full.
+    fn send<'r>(&self, mut record: BaseRecord<'r, [u8], [u8]>) -> Result<(), Abort> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(classify(e)),
+            }
+        }
+    }
+}
+
+fn first_offsets(batch: &[BorrowedMessage<'_>]) -> BTreeMap<i32, i64> {
+    let mut out = BTreeMap::new();
+    for m in batch {
+        out.entry(m.partition()).or_insert(m.offset());
+    }
+    out
+}
+
+/// Fencing and other fatal transaction errors: this instance must stop writing.
+fn is_fatal(e: &KafkaError) -> bool {
+    match e {
+        KafkaError::Transaction(t) => {
+            t.is_fatal()
+                || matches!(
+                    t.code(),
+                    RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch
+                )
+        }
+        _ => false,
+    }
+}
+
+/// Fatal errors stop the service; the rest abort and retry the batch.
+fn classify(e: KafkaError) -> Abort {
+    if is_fatal(&e) {
+        Abort::Fatal(LedgerError::Fenced(e))
+    } else {
+        Abort::Retry(e.to_string())
+    }
+}
+
+fn fatal_or(e: KafkaError) -> LedgerError {
+    if is_fatal(&e) {
+        LedgerError::Fenced(e)
+    } else {
+        LedgerError::Kafka(e)
+    }
+}

@@ -1,0 +1,392 @@
+//! Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro binary) through
+//! `schema_registry_converter`, with schema resolution to the reader schema this build knows.
+
+use std::time::Duration;
+
+use apache_avro::Schema;
+use apache_avro::types::Value;
+use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
+use thiserror::Error;
+
+use crate::{PaymentCommand, PaymentEvent, SchemaError, Subject};
+
+/// Why a record could not be turned into a contract value. Every variant but
+/// [`DecodeError::RegistryUnavailable`] is a property of the record itself: retrying will not
+/// help, so the record belongs in the dead-letter topic with [`DecodeError::reason_code`].
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    #[error("record has no value")]
+    Empty,
+    #[error("not Confluent wire format: {detail}")]
+    WireFormat { detail: String },
+    #[error("schema id {id} is not known to the registry: {detail}")]
+    UnknownSchema { id: u32, detail: String },
+    #[error("schema registry unavailable: {detail}")]
+    RegistryUnavailable { detail: String },
+    #[error("bytes do not decode with writer schema {id}: {detail}")]
+    Avro { id: u32, detail: String },
+    #[error("writer schema {id} cannot be read as {subject}: {detail}")]
+    Incompatible {
+        id: u32,
+        subject: &'static str,
+        detail: String,
+    },
+    #[error("{record}.{field}: {detail}")]
+    Shape {
+        record: &'static str,
+        field: &'static str,
+        detail: String,
+    },
+    #[error("{record}.body has union branch {branch}, which this build does not know")]
+    UnknownBranch { record: &'static str, branch: u32 },
+}
+
+impl DecodeError {
+    /// A stable code for dead-letter headers and metrics.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            DecodeError::Empty => "empty_payload",
+            DecodeError::WireFormat { .. } => "invalid_wire_format",
+            DecodeError::UnknownSchema { .. } => "unknown_schema_id",
+            DecodeError::RegistryUnavailable { .. } => "registry_unavailable",
+            DecodeError::Avro { .. } => "undecodable_payload",
+            DecodeError::Incompatible { .. } => "incompatible_schema",
+            DecodeError::Shape { .. } => "invalid_field",
+            DecodeError::UnknownBranch { .. } => "unknown_variant",
+        }
+    }
+
+    /// True when the record may decode later (the registry was down): do not dead-letter it.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, DecodeError::RegistryUnavailable { .. })
+    }
+
+    pub(crate) fn shape(record: &'static str, field: &'static str, found: &Value) -> Self {
+        DecodeError::Shape {
+            record,
+            field,
+            detail: format!("unexpected Avro value {}", value_kind(found)),
+        }
+    }
+
+    pub(crate) fn unknown_branch(record: &'static str, branch: u32) -> Self {
+        DecodeError::UnknownBranch { record, branch }
+    }
+}
+
+/// Why a value could not be encoded.
+#[derive(Debug, Error)]
+pub enum EncodeError {
+    #[error("schema registry refused or could not serve {subject}: {detail}")]
+    Registry {
+        subject: &'static str,
+        detail: String,
+        retriable: bool,
+    },
+}
+
+fn value_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Boolean(_) => "boolean",
+        Value::Int(_) => "int",
+        Value::Long(_) => "long",
+        Value::String(_) => "string",
+        Value::Bytes(_) => "bytes",
+        Value::Record(_) => "record",
+        Value::Union(..) => "union",
+        Value::Array(_) => "array",
+        Value::Map(_) => "map",
+        Value::Enum(..) => "enum",
+        _ => "other",
+    }
+}
+
+/// Encodes and decodes payledger's contracts against a Confluent-compatible registry.
+///
+/// Writers encode with the schema compiled into this build (the registry returns its id, and
+/// refuses it if it breaks `BACKWARD_TRANSITIVE`); readers decode with whatever writer schema
+/// the record names and resolve it to this build's schema.
+pub struct RegistryCodec {
+    encoder: AvroEncoder,
+    decoder: AvroDecoder,
+    commands: Reader,
+    events: Reader,
+}
+
+struct Reader {
+    subject: Subject,
+    schema: Schema,
+    strategy: SubjectNameStrategy,
+}
+
+impl Reader {
+    fn new(subject: Subject) -> Result<Self, SchemaError> {
+        let supplied =
+            SuppliedSchema::new(None, SchemaType::Avro, subject.latest_text().to_owned());
+        Ok(Reader {
+            schema: subject.latest()?,
+            strategy: SubjectNameStrategy::TopicNameStrategyWithSchema(
+                subject.topic.to_owned(),
+                false,
+                supplied,
+            ),
+            subject,
+        })
+    }
+}
+
+impl RegistryCodec {
+    /// `url` is the registry's Confluent-compatible base URL, without a trailing slash
+    /// (Apicurio: `http://host:port/apis/ccompat/v7`).
+    pub fn new(url: &str) -> Result<Self, SchemaError> {
+        let settings = || {
+            SrSettings::new_builder(url.trim_end_matches('/').to_owned())
+                .set_timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| SchemaError::Registry {
+                    what: "client setup".to_owned(),
+                    detail: e.to_string(),
+                })
+        };
+        Ok(RegistryCodec {
+            encoder: AvroEncoder::new(settings()?),
+            decoder: AvroDecoder::new(settings()?),
+            commands: Reader::new(Subject::COMMANDS)?,
+            events: Reader::new(Subject::EVENTS)?,
+        })
+    }
+
+    pub async fn encode_command(&self, command: &PaymentCommand) -> Result<Vec<u8>, EncodeError> {
+        self.encode(&self.commands, command.to_value()).await
+    }
+
+    pub async fn encode_event(&self, event: &PaymentEvent) -> Result<Vec<u8>, EncodeError> {
+        self.encode(&self.events, event.to_value()).await
+    }
+
+    pub async fn decode_command(
+        &self,
+        bytes: Option<&[u8]>,
+    ) -> Result<PaymentCommand, DecodeError> {
+        let value = self.decode(&self.commands, bytes).await?;
+        PaymentCommand::from_value(&value)
+    }
+
+    pub async fn decode_event(&self, bytes: Option<&[u8]>) -> Result<PaymentEvent, DecodeError> {
+        let value = self.decode(&self.events, bytes).await?;
+        PaymentEvent::from_value(&value)
+    }
+
+    async fn encode(&self, reader: &Reader, value: Value) -> Result<Vec<u8>, EncodeError> {
+        self.encoder
+            .encode_value(value, &reader.strategy)
+            .await
+            .map_err(|e| {
+                if !e.retriable {
+                    // A refused schema or a bad value is not cached forever: the operator may fix
+                    // the registry and the next call must see that.
+                    self.encoder.remove_errors_from_cache();
+                }
+                EncodeError::Registry {
+                    subject: reader.subject.name,
+                    detail: e.to_string(),
+                    retriable: e.retriable,
+                }
+            })
+    }
+
+    async fn decode(&self, reader: &Reader, bytes: Option<&[u8]>) -> Result<Value, DecodeError> {
+        let id = wire_schema_id(bytes)?;
+        // Fetch the writer schema first, so that "no such id" and "registry down" are told
+        // apart from "these bytes are not valid Avro".
+        if let Err(e) = self.decoder.get_schema(id).await {
+            return Err(classify_fetch_error(&self.decoder, id, e));
+        }
+        let decoded = self
+            .decoder
+            .decode(bytes)
+            .await
+            .map_err(|e| DecodeError::Avro {
+                id,
+                detail: e.error,
+            })?;
+        decoded
+            .value
+            .resolve(&reader.schema)
+            .map_err(|e| DecodeError::Incompatible {
+                id,
+                subject: reader.subject.name,
+                detail: e.to_string(),
+            })
+    }
+}
+
+fn classify_fetch_error(decoder: &AvroDecoder, id: u32, e: SRCError) -> DecodeError {
+    let text = e.to_string();
+    // The converter marks 4xx answers non-retriable; anything else (connection refused,
+    // timeouts, 5xx) means the registry could not answer, not that the id is wrong.
+    let refused_by_registry = !e.retriable && text.contains("failed with status 4");
+    if refused_by_registry {
+        DecodeError::UnknownSchema { id, detail: text }
+    } else {
+        decoder.remove_errors_from_cache();
+        DecodeError::RegistryUnavailable { detail: text }
+    }
+}
+
+/// The schema id of a Confluent-framed record, or why the bytes are not one.
+pub fn wire_schema_id(bytes: Option<&[u8]>) -> Result<u32, DecodeError> {
+    let bytes = bytes.ok_or(DecodeError::Empty)?;
+    match bytes {
+        [0, a, b, c, d, _rest @ ..] if bytes.len() > 5 => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
+        [] => Err(DecodeError::Empty),
+        [first, ..] if *first != 0 => Err(DecodeError::WireFormat {
+            detail: format!("first byte is {first:#04x}, expected magic byte 0x00"),
+        }),
+        _ => Err(DecodeError::WireFormat {
+            detail: format!("{} bytes is too short for a framed record", bytes.len()),
+        }),
+    }
+}
+
+/// Registry-free encoding of one datum with this build's schema, framed with `schema_id`.
+/// Used by benchmarks and tests to measure and check the Avro work itself.
+pub fn frame_datum(schema: &Schema, schema_id: u32, value: Value) -> Result<Vec<u8>, SchemaError> {
+    let body = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+        .build()
+        .and_then(|w| w.write_value_to_vec(value))
+        .map_err(|e| SchemaError::Encode {
+            record: "datum".to_owned(),
+            detail: e.to_string(),
+        })?;
+    let mut out = Vec::with_capacity(5 + body.len());
+    out.push(0);
+    out.extend_from_slice(&schema_id.to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// The inverse of [`frame_datum`] for a known writer schema.
+pub fn unframe_datum(writer: &Schema, reader: &Schema, bytes: &[u8]) -> Result<Value, DecodeError> {
+    let id = wire_schema_id(Some(bytes))?;
+    let mut body = &bytes[5..];
+    apache_avro::reader::datum::GenericDatumReader::builder(writer)
+        .reader_schema(reader)
+        .build()
+        .and_then(|r| r.read_value(&mut body))
+        .map_err(|e| DecodeError::Avro {
+            id,
+            detail: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::{
+        AuthorizePayment, CommandBody, CommandRejected, EventBody, PaymentAuthorizationRequested,
+        WireMoney,
+    };
+
+    fn command() -> PaymentCommand {
+        PaymentCommand {
+            command_id: Uuid::from_u128(1),
+            idempotency_key: "idem-1".into(),
+            merchant_id: "m-1".into(),
+            issued_at: Utc.timestamp_millis_opt(1_700_000_000_123).unwrap(),
+            body: CommandBody::AuthorizePayment(AuthorizePayment {
+                payment_id: Uuid::from_u128(2),
+                amount: WireMoney {
+                    amount: "10.50".into(),
+                    currency: "GBP".into(),
+                },
+                processor: "stripe".into(),
+                payment_token: "tok_visa".into(),
+            }),
+        }
+    }
+
+    fn events() -> Vec<PaymentEvent> {
+        let base = PaymentEvent {
+            event_id: Uuid::from_u128(3),
+            merchant_id: "m-1".into(),
+            merchant_sequence: 7,
+            payment_id: Some(Uuid::from_u128(2)),
+            command_id: Uuid::from_u128(1),
+            idempotency_key: "idem-1".into(),
+            command_fingerprint: "ab".repeat(32),
+            occurred_at: Utc.timestamp_millis_opt(1_700_000_000_456).unwrap(),
+            body: EventBody::PaymentAuthorizationRequested(PaymentAuthorizationRequested {
+                payment_id: Uuid::from_u128(2),
+                amount: WireMoney {
+                    amount: "1000".into(),
+                    currency: "JPY".into(),
+                },
+                processor: "square".into(),
+                payment_token: "cnon:card-nonce-ok".into(),
+            }),
+        };
+        let rejected = PaymentEvent {
+            payment_id: None,
+            body: EventBody::CommandRejected(CommandRejected {
+                reason_code: "invalid_amount".into(),
+                detail: "GBP allows 2 decimals".into(),
+            }),
+            ..base.clone()
+        };
+        vec![base, rejected]
+    }
+
+    #[test]
+    fn command_round_trips_through_avro_bytes() {
+        let schema = Subject::COMMANDS.latest().unwrap();
+        let bytes = frame_datum(&schema, 42, command().to_value()).unwrap();
+        assert_eq!(&bytes[..5], &[0, 0, 0, 0, 42]);
+        let value = unframe_datum(&schema, &schema, &bytes).unwrap();
+        assert_eq!(PaymentCommand::from_value(&value).unwrap(), command());
+    }
+
+    #[test]
+    fn every_event_variant_round_trips_through_avro_bytes() {
+        let schema = Subject::EVENTS.latest().unwrap();
+        for event in events() {
+            let bytes = frame_datum(&schema, 7, event.to_value()).unwrap();
+            let value = unframe_datum(&schema, &schema, &bytes).unwrap();
+            assert_eq!(PaymentEvent::from_value(&value).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn wire_format_errors_name_the_problem() {
+        assert!(matches!(wire_schema_id(None), Err(DecodeError::Empty)));
+        assert!(matches!(
+            wire_schema_id(Some(b"{\"json\":true}")),
+            Err(DecodeError::WireFormat { .. })
+        ));
+        assert!(matches!(
+            wire_schema_id(Some(&[0, 0, 0])),
+            Err(DecodeError::WireFormat { .. })
+        ));
+        assert_eq!(wire_schema_id(Some(&[0, 0, 0, 1, 2, 9])).unwrap(), 258);
+    }
+
+    #[test]
+    fn truncated_avro_is_an_error_not_a_panic() {
+        let schema = Subject::EVENTS.latest().unwrap();
+        let bytes = frame_datum(&schema, 7, events()[0].to_value()).unwrap();
+        let cut = &bytes[..bytes.len() / 2];
+        assert!(matches!(
+            unframe_datum(&schema, &schema, cut),
+            Err(DecodeError::Avro { id: 7, .. })
+        ));
+    }
+}

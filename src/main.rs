@@ -1,0 +1,156 @@
+//! `payledger`: the services and the operator's tool.
+
+mod commands;
+mod env_file;
+mod inspect;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "payledger",
+    version,
+    about = "Event-sourced payment ledger on Apache Kafka"
+)]
+struct Cli {
+    /// A `KEY=value` file with endpoints and credentials (scripts/stack writes `.stack/env`).
+    /// Variables already in the environment win.
+    #[arg(long, global = true, env = "PAYLEDGER_ENV_FILE")]
+    env_file: Option<PathBuf>,
+
+    /// Log as JSON lines (for log shippers) instead of human-readable text.
+    #[arg(long, global = true, env = "PAYLEDGER_LOG_JSON")]
+    log_json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Kafka topics, from the one declarative list (needs the admin principal).
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+    /// The Avro contracts in the schema registry.
+    Schemas {
+        #[command(subcommand)]
+        action: SchemasAction,
+    },
+    /// Run the ledger: commands in, events out, exactly once.
+    Ledger {
+        /// Stable per instance; the transactional id derives from it.
+        #[arg(long, env = "PAYLEDGER_INSTANCE_ID", default_value = "0")]
+        instance_id: String,
+        #[arg(long, default_value_t = ledger::service::MAX_BATCH)]
+        max_batch: usize,
+    },
+    /// Run the PostgreSQL projector: events in, read-model rows out.
+    Project,
+    /// Publish commands (as an upstream service would).
+    Publish {
+        #[command(subcommand)]
+        command: commands::PublishCommand,
+    },
+    /// Publish sample commands, wait for the read model and print the rows.
+    Demo {
+        #[arg(long, default_value_t = 5)]
+        payments: usize,
+    },
+    /// Print events as JSON lines.
+    Events {
+        /// Only this merchant's events.
+        #[arg(long)]
+        merchant: Option<String>,
+        /// Keep waiting for new events instead of stopping at the end.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Dead letters.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsAction {
+    /// Create missing topics and set the declared configs on existing ones.
+    Apply,
+    /// Print the declared topics.
+    List,
+}
+
+#[derive(Subcommand)]
+enum SchemasAction {
+    /// Check history locally, then register every version and set BACKWARD_TRANSITIVE.
+    Register,
+    /// Check history locally and the registry's subjects, rules and acceptance of this build.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Print every dead letter with its reason and origin.
+    List,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(path) = &cli.env_file {
+        env_file::load(path)?;
+    }
+    init_tracing(cli.log_json);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Topics {
+                action: TopicsAction::Apply,
+            } => commands::topics_apply().await,
+            Command::Topics {
+                action: TopicsAction::List,
+            } => {
+                commands::topics_list();
+                Ok(())
+            }
+            Command::Schemas {
+                action: SchemasAction::Register,
+            } => commands::schemas_register().await,
+            Command::Schemas {
+                action: SchemasAction::Check,
+            } => commands::schemas_check().await,
+            Command::Ledger {
+                instance_id,
+                max_batch,
+            } => commands::run_ledger(instance_id, max_batch).await,
+            Command::Project => commands::run_projector().await,
+            Command::Publish { command } => commands::publish(command).await,
+            Command::Demo { payments } => commands::demo(payments).await,
+            Command::Events { merchant, follow } => inspect::events(merchant, follow).await,
+            Command::Dlq {
+                action: DlqAction::List,
+            } => inspect::dlq_list().await,
+        }
+    })
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("PAYLEDGER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
