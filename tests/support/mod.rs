@@ -1,0 +1,283 @@
+//! Shared test support: the running stack, service processes, and topic watchers.
+//!
+//! The stack is the native one from `scripts/stack up` (its env file: `PAYLEDGER_ENV_FILE`,
+//! default `.stack/env`). A test that cannot reach it fails and says how to start it: these
+//! tests are the proof that payledger works against real parts, so they never skip.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use ledger::kafka::dlq::DeadLetterInfo;
+use ledger::kafka::publisher::CommandPublisher;
+use ledger::kafka::topics::{DLQ, EVENTS, partition_count};
+use ledger::kafka::{KafkaSettings, Role, Secret};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use schemas::{AuthorizePayment, CommandBody, PaymentCommand, PaymentEvent, RegistryCodec, WireMoney};
+use uuid::Uuid;
+
+/// The stack's endpoints and credentials.
+pub struct Stack {
+    pub env_file: PathBuf,
+    vars: HashMap<String, String>,
+}
+
+static STACK: OnceLock<Stack> = OnceLock::new();
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Tests that start ledger processes take this lock: two sets of services in one consumer
+/// group would be a different test.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn stack() -> &'static Stack {
+    STACK.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let env_file = std::env::var("PAYLEDGER_ENV_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join(".stack/env"));
+        let text = std::fs::read_to_string(&env_file).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {} ({e}). These tests run against the real stack: start it with `scripts/stack up`, or run `scripts/test`.",
+                env_file.display()
+            )
+        });
+        let vars = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('\'').to_owned()))
+            .collect();
+        Stack { env_file, vars }
+    })
+}
+
+impl Stack {
+    pub fn var(&self, key: &str) -> &str {
+        self.vars
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} missing from {}", self.env_file.display()))
+    }
+
+    pub fn kafka(&self, role: Role) -> KafkaSettings {
+        KafkaSettings::from_lookup(role, |k| self.vars.get(k).cloned()).expect("Kafka settings from env file")
+    }
+
+    /// The `role` principal's settings with someone else's password.
+    pub fn kafka_with_password(&self, role: Role, password: &str) -> KafkaSettings {
+        let s = self.kafka(role);
+        let user = self.var(&format!("PAYLEDGER_KAFKA_USER_{}", role.env_suffix())).to_owned();
+        s.with_credentials(&user, Secret::new(password))
+    }
+
+    pub fn codec(&self) -> Arc<RegistryCodec> {
+        Arc::new(RegistryCodec::new(self.var("PAYLEDGER_SCHEMA_REGISTRY_URL")).expect("codec"))
+    }
+
+    pub fn publisher(&self) -> CommandPublisher {
+        CommandPublisher::new(&self.kafka(Role::Cli), self.codec()).expect("publisher")
+    }
+
+    pub async fn db(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(self.var("PAYLEDGER_DATABASE_URL"))
+            .await
+            .expect("connect to PostgreSQL with verify-full")
+    }
+}
+
+/// A `payledger` service process, killed when dropped. Its output goes to a log file in the
+/// test target directory, named in any failure message.
+pub struct Service {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub fn start(name: &str, args: &[&str]) -> Service {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let log = dir.join(format!("{name}-{}.log", Uuid::new_v4().simple()));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_payledger"))
+            .arg("--env-file")
+            .arg(&stack().env_file)
+            .args(args)
+            .env("PAYLEDGER_LOG", "info,rdkafka=warn,apache_avro=error")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn payledger");
+        Service {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    pub fn ledger(instance: &str) -> Service {
+        Service::start(&format!("ledger-{instance}"), &["ledger", "--instance-id", instance])
+    }
+
+    pub fn projector() -> Service {
+        Service::start("projector", &["project"])
+    }
+
+    /// `kill -9`: no chance to finish a batch or leave the group.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait: the service finishes its batch and leaves.
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill_9();
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited ({status}); log:\n{}", self.name, self.log_text());
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// Reads a topic from the offsets it had when the watcher was made: what happens after.
+pub struct Watcher {
+    consumer: BaseConsumer,
+    topic: &'static str,
+}
+
+impl Watcher {
+    pub fn from_now(topic: &'static str) -> Watcher {
+        let settings = stack().kafka(Role::Cli);
+        let consumer: BaseConsumer = settings.reader().create().expect("reader");
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30)).expect("metadata");
+        let n = partition_count(&metadata, topic).unwrap_or_else(|| panic!("{topic} missing: run payledger topics apply"));
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..n {
+            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(30)).expect("watermarks");
+            tpl.add_partition_offset(topic, p, Offset::Offset(high)).expect("tpl");
+        }
+        consumer.assign(&tpl).expect("assign");
+        Watcher { consumer, topic }
+    }
+
+    /// Polls for up to `wait`, handing each record to `f` until it returns true.
+    pub fn until(&self, wait: Duration, mut f: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            match self.consumer.poll(Duration::from_millis(200)) {
+                None | Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => panic!("reading {}: {e}", self.topic),
+                Some(Ok(m)) => {
+                    if f(&m) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Collects decoded events of the given merchants from `payments.events`.
+pub struct EventLog {
+    watcher: Watcher,
+    codec: Arc<RegistryCodec>,
+    rt: tokio::runtime::Handle,
+    pub events: Vec<PaymentEvent>,
+}
+
+impl EventLog {
+    pub fn from_now(rt: tokio::runtime::Handle) -> EventLog {
+        EventLog {
+            watcher: Watcher::from_now(EVENTS),
+            codec: stack().codec(),
+            rt,
+            events: Vec::new(),
+        }
+    }
+
+    /// Reads until `done(events so far)` or the wait runs out. Must be called off the runtime
+    /// (e.g. in `spawn_blocking`) since it blocks.
+    pub fn read_until(&mut self, merchants: &[String], wait: Duration, done: impl Fn(&[PaymentEvent]) -> bool) -> bool {
+        if done(&self.events) {
+            return true;
+        }
+        let codec = self.codec.clone();
+        let rt = self.rt.clone();
+        let events = &mut self.events;
+        self.watcher.until(wait, |m| {
+            let event = rt
+                .block_on(codec.decode_event(m.payload()))
+                .unwrap_or_else(|e| panic!("an event at {}@{} does not decode: {e}", m.partition(), m.offset()));
+            if merchants.contains(&event.merchant_id) {
+                events.push(event);
+            }
+            done(events)
+        })
+    }
+}
+
+/// Dead letters that arrived after the watcher was made.
+pub fn dead_letters_until(watcher: &Watcher, wait: Duration, done: impl Fn(&[(DeadLetterInfo, Option<Vec<u8>>)]) -> bool) -> Vec<(DeadLetterInfo, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    watcher.until(wait, |m| {
+        let info = DeadLetterInfo::from_message(m).expect("payledger headers on every dead letter");
+        out.push((info, m.payload().map(<[u8]>::to_vec)));
+        done(&out)
+    });
+    out
+}
+
+pub fn dlq_watcher() -> Watcher {
+    Watcher::from_now(DLQ)
+}
+
+pub fn merchant() -> String {
+    format!("test-{}", &Uuid::new_v4().simple().to_string()[..12])
+}
+
+pub fn authorize(merchant: &str, key: &str, amount: &str, currency: &str) -> PaymentCommand {
+    PaymentCommand {
+        command_id: Uuid::new_v4(),
+        idempotency_key: key.to_owned(),
+        merchant_id: merchant.to_owned(),
+        issued_at: chrono::Utc::now(),
+        body: CommandBody::AuthorizePayment(AuthorizePayment {
+            payment_id: Uuid::new_v4(),
+            amount: WireMoney {
+                amount: amount.to_owned(),
+                currency: currency.to_owned(),
+            },
+            processor: "stripe".to_owned(),
+            payment_token: "tok_visa".to_owned(),
+        }),
+    }
+}
