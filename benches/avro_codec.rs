@@ -70,7 +70,11 @@ fn core(c: &mut Criterion) {
                 payment_id: Uuid::from_u128(n + 1_000_000),
                 amount: WireMoney {
                     // One in eight has too many decimals and is rejected.
-                    amount: if n % 8 == 0 { "10.005".into() } else { format!("{}.{:02}", n, n % 100) },
+                    amount: if n % 8 == 0 {
+                        "10.005".into()
+                    } else {
+                        format!("{}.{:02}", n, n % 100)
+                    },
                     currency: "GBP".into(),
                 },
                 processor: "stripe".into(),

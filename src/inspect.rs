@@ -15,7 +15,7 @@ use schemas::{EventBody, PaymentEvent, RegistryCodec};
 use crate::commands::{kafka, var};
 
 fn reader(topic: &str) -> Result<(StreamConsumer, usize)> {
-    let consumer: StreamConsumer = kafka(Role::Cli)?.reader().create()?;
+    let consumer: StreamConsumer = kafka(Role::Cli)?.reader_to_end().create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
     let n =
         partition_count(&metadata, topic).with_context(|| format!("topic {topic} not found"))?;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use rdkafka::message::OwnedHeaders;
 use rust_decimal::Decimal;
 use schemas::{CommandBody, EventBody, PaymentCommand, PaymentEvent, Subject};
-use support::{EventLog, Service, authorize, dead_letters_until, dlq_watcher, merchant, serial, stack};
+use support::{
+    EventLog, Service, authorize, dead_letters_until, dlq_watcher, merchant, serial, stack,
+};
 use tokio::task::block_in_place;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -39,23 +41,39 @@ fn body_amount(cmd: &PaymentCommand) -> (String, String) {
 fn check_events(events: &[PaymentEvent], expected: &Expected) {
     let mut by_key: HashMap<&str, Vec<&PaymentEvent>> = HashMap::new();
     for e in events {
-        by_key.entry(e.idempotency_key.as_str()).or_default().push(e);
+        by_key
+            .entry(e.idempotency_key.as_str())
+            .or_default()
+            .push(e);
     }
     for (key, list) in &by_key {
-        assert_eq!(list.len(), 1, "key {key} has {} events: {list:?}", list.len());
+        assert_eq!(
+            list.len(),
+            1,
+            "key {key} has {} events: {list:?}",
+            list.len()
+        );
     }
     for (key, (merchant, amount, currency)) in &expected.accepted {
-        let e = by_key.get(key.as_str()).unwrap_or_else(|| panic!("no event for accepted key {key}"))[0];
+        let e = by_key
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("no event for accepted key {key}"))[0];
         assert_eq!(&e.merchant_id, merchant);
         match &e.body {
             EventBody::PaymentAuthorizationRequested(b) => {
-                assert_eq!((&b.amount.amount, &b.amount.currency), (amount, currency), "key {key}");
+                assert_eq!(
+                    (&b.amount.amount, &b.amount.currency),
+                    (amount, currency),
+                    "key {key}"
+                );
             }
             other => panic!("key {key} should be accepted, got {other:?}"),
         }
     }
     for (key, reason) in &expected.rejected {
-        let e = by_key.get(key.as_str()).unwrap_or_else(|| panic!("no event for rejected key {key}"))[0];
+        let e = by_key
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("no event for rejected key {key}"))[0];
         match &e.body {
             EventBody::CommandRejected(r) => assert_eq!(&r.reason_code, reason, "key {key}"),
             other => panic!("key {key} should be rejected ({reason}), got {other:?}"),
@@ -64,11 +82,17 @@ fn check_events(events: &[PaymentEvent], expected: &Expected) {
     assert_eq!(events.len(), expected.total(), "events beyond the plan");
     let mut sequences: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for e in events {
-        sequences.entry(e.merchant_id.as_str()).or_default().push(e.merchant_sequence);
+        sequences
+            .entry(e.merchant_id.as_str())
+            .or_default()
+            .push(e.merchant_sequence);
     }
     for (merchant, seq) in sequences {
         let want: Vec<i64> = (1..=seq.len() as i64).collect();
-        assert_eq!(seq, want, "merchant {merchant}: sequences must be 1..n in topic order");
+        assert_eq!(
+            seq, want,
+            "merchant {merchant}: sequences must be 1..n in topic order"
+        );
     }
     let ids: HashSet<_> = events.iter().map(|e| e.event_id).collect();
     assert_eq!(ids.len(), events.len(), "event ids are unique");
@@ -105,14 +129,23 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
         } else if exp == 0 {
             format!("{}", 100 + i)
         } else {
-            format!("{}.{:0width$}", i + 1, i % 10usize.pow(exp as u32), width = exp)
+            format!(
+                "{}.{:0width$}",
+                i + 1,
+                i % 10usize.pow(exp as u32),
+                width = exp
+            )
         };
         let cmd = authorize(m, &format!("k-{i}"), &amount, currency);
         if i % 10 == 7 {
-            expected.rejected.insert(cmd.idempotency_key.clone(), "amount_precision".into());
+            expected
+                .rejected
+                .insert(cmd.idempotency_key.clone(), "amount_precision".into());
         } else {
             let (a, c) = body_amount(&cmd);
-            expected.accepted.insert(cmd.idempotency_key.clone(), (m.clone(), a, c));
+            expected
+                .accepted
+                .insert(cmd.idempotency_key.clone(), (m.clone(), a, c));
         }
         last = Some(cmd.clone());
         plan.push(cmd);
@@ -120,7 +153,13 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
 
     let sender = tokio::spawn(async move {
         for cmd in plan {
-            publisher.publish(&cmd, Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")).await.expect("publish");
+            publisher
+                .publish(
+                    &cmd,
+                    Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                )
+                .await
+                .expect("publish");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         publisher
@@ -129,25 +168,51 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
     // Let the ledger get going, then kill it without warning in the middle of the stream.
     let started = block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= 40));
     ledger.assert_running();
-    assert!(started, "ledger produced no events; log:\n{}", ledger.log_text());
+    assert!(
+        started,
+        "ledger produced no events; log:\n{}",
+        ledger.log_text()
+    );
     ledger.kill_9();
     let seen_at_kill = log.events.len();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut ledger = Service::ledger("e2e");
     let publisher = sender.await.expect("sender");
 
-    let complete = block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= expected.total()));
-    assert!(complete, "saw {} of {} events (at kill: {seen_at_kill}); ledger log:\n{}", log.events.len(), expected.total(), ledger.log_text());
+    let complete =
+        block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= expected.total()));
+    assert!(
+        complete,
+        "saw {} of {} events (at kill: {seen_at_kill}); ledger log:\n{}",
+        log.events.len(),
+        expected.total(),
+        ledger.log_text()
+    );
     // Anything written twice would arrive right behind: give it time to show up.
     block_in_place(|| log.read_until(&merchants, Duration::from_secs(3), |_| false));
     check_events(&log.events, &expected);
-    assert!(seen_at_kill < expected.total(), "the kill must land mid-stream");
+    assert!(
+        seen_at_kill < expected.total(),
+        "the kill must land mid-stream"
+    );
 
     // State after the restart came from the events topic: a reused key and a reused payment
     // id are still recognised.
-    let original = log.events.iter().find(|e| matches!(e.body, EventBody::PaymentAuthorizationRequested(_))).unwrap().clone();
-    let EventBody::PaymentAuthorizationRequested(first) = &original.body else { unreachable!() };
-    let mut reuse_key = authorize(&original.merchant_id, &original.idempotency_key, "999.99", "GBP");
+    let original = log
+        .events
+        .iter()
+        .find(|e| matches!(e.body, EventBody::PaymentAuthorizationRequested(_)))
+        .unwrap()
+        .clone();
+    let EventBody::PaymentAuthorizationRequested(first) = &original.body else {
+        unreachable!()
+    };
+    let mut reuse_key = authorize(
+        &original.merchant_id,
+        &original.idempotency_key,
+        "999.99",
+        "GBP",
+    );
     reuse_key.command_id = uuid::Uuid::new_v4();
     let mut reuse_payment = authorize(&original.merchant_id, "k-reuse-payment", "1.00", "GBP");
     let CommandBody::AuthorizePayment(a) = &mut reuse_payment.body;
@@ -155,7 +220,9 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
     publisher.publish(&reuse_key, None).await.unwrap();
     publisher.publish(&reuse_payment, None).await.unwrap();
     let n = log.events.len();
-    assert!(block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= n + 2)));
+    assert!(block_in_place(
+        || log.read_until(&merchants, WAIT, |e| e.len() >= n + 2)
+    ));
     let reasons: Vec<String> = log.events[n..]
         .iter()
         .map(|e| match &e.body {
@@ -177,11 +244,17 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
         .fetch_one(&pool)
         .await
         .unwrap();
-        if payments as usize == expected.accepted.len() && rejections as usize == expected.rejected.len() + 2 {
+        if payments as usize == expected.accepted.len()
+            && rejections as usize == expected.rejected.len() + 2
+        {
             break;
         }
         projector.assert_running();
-        assert!(std::time::Instant::now() < deadline, "read model has {payments} payments / {rejections} rejections; projector log:\n{}", projector.log_text());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read model has {payments} payments / {rejections} rejections; projector log:\n{}",
+            projector.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let rows: Vec<(String, String, Decimal, String, String)> = sqlx::query_as(
@@ -194,9 +267,16 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
     let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
     for (key, merchant, amount, currency, status) in &rows {
         let (m, a, c) = &expected.accepted[key];
-        assert_eq!((merchant, currency, status.as_str()), (m, c, "authorization_requested"));
+        assert_eq!(
+            (merchant, currency, status.as_str()),
+            (m, c, "authorization_requested")
+        );
         assert_eq!(*amount, Decimal::from_str(a).unwrap(), "key {key}");
-        assert_eq!(amount.to_string(), *a, "the read model keeps the currency's scale");
+        assert_eq!(
+            amount.to_string(),
+            *a,
+            "the read model keeps the currency's scale"
+        );
         *totals.entry(currency.clone()).or_default() += amount;
     }
     let mut want: BTreeMap<String, Decimal> = BTreeMap::new();
@@ -214,7 +294,10 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
     assert_eq!(
         reasons,
         vec![
-            ("amount_precision".to_owned(), expected.rejected.len() as i64),
+            (
+                "amount_precision".to_owned(),
+                expected.rejected.len() as i64
+            ),
             ("duplicate_payment".to_owned(), 1),
             ("idempotency_key_reused".to_owned(), 1),
         ]
@@ -234,20 +317,36 @@ async fn bad_records_are_dead_lettered_with_reason_and_origin_and_the_stream_goe
     let m = merchant();
 
     let not_avro = publisher
-        .send_raw(m.as_bytes(), br#"{"json":"is not the contract"}"#, OwnedHeaders::new())
+        .send_raw(
+            m.as_bytes(),
+            br#"{"json":"is not the contract"}"#,
+            OwnedHeaders::new(),
+        )
         .await
         .unwrap();
     let mut unknown_id = vec![0u8, 0x7f, 0xff, 0xff, 0xf0];
     unknown_id.extend_from_slice(b"\x02\x04\x06");
-    let unknown_schema = publisher.send_raw(m.as_bytes(), &unknown_id, OwnedHeaders::new()).await.unwrap();
+    let unknown_schema = publisher
+        .send_raw(m.as_bytes(), &unknown_id, OwnedHeaders::new())
+        .await
+        .unwrap();
     // A real schema id with a body cut short.
     let codec = s.codec();
-    let good = codec.encode_command(&authorize(&m, "truncated", "1.00", "GBP")).await.unwrap();
-    let truncated = publisher.send_raw(m.as_bytes(), &good[..good.len() / 2], OwnedHeaders::new()).await.unwrap();
+    let good = codec
+        .encode_command(&authorize(&m, "truncated", "1.00", "GBP"))
+        .await
+        .unwrap();
+    let truncated = publisher
+        .send_raw(m.as_bytes(), &good[..good.len() / 2], OwnedHeaders::new())
+        .await
+        .unwrap();
     // A valid command keyed by someone else: it may sit on another merchant's partition.
     let wrong_key_cmd = authorize(&m, "wrong-key", "1.00", "GBP");
     let wrong_key_bytes = codec.encode_command(&wrong_key_cmd).await.unwrap();
-    let wrong_key = publisher.send_raw(b"another-merchant", &wrong_key_bytes, OwnedHeaders::new()).await.unwrap();
+    let wrong_key = publisher
+        .send_raw(b"another-merchant", &wrong_key_bytes, OwnedHeaders::new())
+        .await
+        .unwrap();
     // And the stream goes on: the next valid command is decided.
     let valid = authorize(&m, "after-the-bad-ones", "42.00", "USD");
     publisher.publish(&valid, None).await.unwrap();
@@ -256,13 +355,25 @@ async fn bad_records_are_dead_lettered_with_reason_and_origin_and_the_stream_goe
     let merchants = vec![m.clone()];
     let got_valid = block_in_place(|| log.read_until(&merchants, WAIT, |e| !e.is_empty()));
     ledger.assert_running();
-    assert!(got_valid, "the valid command after the bad ones was not decided; log:\n{}", ledger.log_text());
+    assert!(
+        got_valid,
+        "the valid command after the bad ones was not decided; log:\n{}",
+        ledger.log_text()
+    );
     assert_eq!(log.events[0].idempotency_key, "after-the-bad-ones");
     assert_eq!(letters.len(), 4, "{letters:?}");
     let expect = [
-        (not_avro, "invalid_wire_format", br#"{"json":"is not the contract"}"#.to_vec()),
+        (
+            not_avro,
+            "invalid_wire_format",
+            br#"{"json":"is not the contract"}"#.to_vec(),
+        ),
         (unknown_schema, "unknown_schema_id", unknown_id.clone()),
-        (truncated, "undecodable_payload", good[..good.len() / 2].to_vec()),
+        (
+            truncated,
+            "undecodable_payload",
+            good[..good.len() / 2].to_vec(),
+        ),
         (wrong_key, "key_mismatch", wrong_key_bytes.clone()),
     ];
     for (at, reason, payload) in expect {
@@ -274,7 +385,11 @@ async fn bad_records_are_dead_lettered_with_reason_and_origin_and_the_stream_goe
         assert_eq!(info.source_topic, Subject::COMMANDS.topic);
         assert_eq!(info.service, "ledger");
         assert!(!info.detail.is_empty() && !info.failed_at.is_empty());
-        assert_eq!(body.as_deref(), Some(payload.as_slice()), "the record is kept verbatim");
+        assert_eq!(
+            body.as_deref(),
+            Some(payload.as_slice()),
+            "the record is kept verbatim"
+        );
     }
     ledger.stop();
 }
@@ -309,11 +424,18 @@ async fn invalid_commands_each_get_a_rejection_with_the_right_reason() {
     let done = block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= cases.len()));
     assert!(done, "log:\n{}", ledger.log_text());
     for (cmd, reason) in &cases {
-        let e = log.events.iter().find(|e| e.command_id == cmd.command_id).expect("one event per command");
+        let e = log
+            .events
+            .iter()
+            .find(|e| e.command_id == cmd.command_id)
+            .expect("one event per command");
         match &e.body {
             EventBody::CommandRejected(r) => {
                 assert_eq!(&r.reason_code, reason, "{}", cmd.idempotency_key);
-                assert!(!r.detail.contains("4111"), "a rejection never echoes a card number");
+                assert!(
+                    !r.detail.contains("4111"),
+                    "a rejection never echoes a card number"
+                );
             }
             other => panic!("{} should be rejected, got {other:?}", cmd.idempotency_key),
         }

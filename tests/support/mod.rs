@@ -18,7 +18,9 @@ use ledger::kafka::{KafkaSettings, Role, Secret};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use schemas::{AuthorizePayment, CommandBody, PaymentCommand, PaymentEvent, RegistryCodec, WireMoney};
+use schemas::{
+    AuthorizePayment, CommandBody, PaymentCommand, PaymentEvent, RegistryCodec, WireMoney,
+};
 use uuid::Uuid;
 
 /// The stack's endpoints and credentials.
@@ -65,13 +67,16 @@ impl Stack {
     }
 
     pub fn kafka(&self, role: Role) -> KafkaSettings {
-        KafkaSettings::from_lookup(role, |k| self.vars.get(k).cloned()).expect("Kafka settings from env file")
+        KafkaSettings::from_lookup(role, |k| self.vars.get(k).cloned())
+            .expect("Kafka settings from env file")
     }
 
     /// The `role` principal's settings with someone else's password.
     pub fn kafka_with_password(&self, role: Role, password: &str) -> KafkaSettings {
         let s = self.kafka(role);
-        let user = self.var(&format!("PAYLEDGER_KAFKA_USER_{}", role.env_suffix())).to_owned();
+        let user = self
+            .var(&format!("PAYLEDGER_KAFKA_USER_{}", role.env_suffix()))
+            .to_owned();
         s.with_credentials(&user, Secret::new(password))
     }
 
@@ -123,7 +128,10 @@ impl Service {
     }
 
     pub fn ledger(instance: &str) -> Service {
-        Service::start(&format!("ledger-{instance}"), &["ledger", "--instance-id", instance])
+        Service::start(
+            &format!("ledger-{instance}"),
+            &["ledger", "--instance-id", instance],
+        )
     }
 
     pub fn projector() -> Service {
@@ -177,19 +185,29 @@ impl Watcher {
     pub fn from_now(topic: &'static str) -> Watcher {
         let settings = stack().kafka(Role::Cli);
         let consumer: BaseConsumer = settings.reader().create().expect("reader");
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30)).expect("metadata");
-        let n = partition_count(&metadata, topic).unwrap_or_else(|| panic!("{topic} missing: run payledger topics apply"));
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(30))
+            .expect("metadata");
+        let n = partition_count(&metadata, topic)
+            .unwrap_or_else(|| panic!("{topic} missing: run payledger topics apply"));
         let mut tpl = TopicPartitionList::new();
         for p in 0..n {
-            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(30)).expect("watermarks");
-            tpl.add_partition_offset(topic, p, Offset::Offset(high)).expect("tpl");
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(30))
+                .expect("watermarks");
+            tpl.add_partition_offset(topic, p, Offset::Offset(high))
+                .expect("tpl");
         }
         consumer.assign(&tpl).expect("assign");
         Watcher { consumer, topic }
     }
 
     /// Polls for up to `wait`, handing each record to `f` until it returns true.
-    pub fn until(&self, wait: Duration, mut f: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool) -> bool {
+    pub fn until(
+        &self,
+        wait: Duration,
+        mut f: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
             match self.consumer.poll(Duration::from_millis(200)) {
@@ -226,7 +244,12 @@ impl EventLog {
 
     /// Reads until `done(events so far)` or the wait runs out. Must be called off the runtime
     /// (e.g. in `spawn_blocking`) since it blocks.
-    pub fn read_until(&mut self, merchants: &[String], wait: Duration, done: impl Fn(&[PaymentEvent]) -> bool) -> bool {
+    pub fn read_until(
+        &mut self,
+        merchants: &[String],
+        wait: Duration,
+        done: impl Fn(&[PaymentEvent]) -> bool,
+    ) -> bool {
         if done(&self.events) {
             return true;
         }
@@ -236,7 +259,13 @@ impl EventLog {
         self.watcher.until(wait, |m| {
             let event = rt
                 .block_on(codec.decode_event(m.payload()))
-                .unwrap_or_else(|e| panic!("an event at {}@{} does not decode: {e}", m.partition(), m.offset()));
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "an event at {}@{} does not decode: {e}",
+                        m.partition(),
+                        m.offset()
+                    )
+                });
             if merchants.contains(&event.merchant_id) {
                 events.push(event);
             }
@@ -246,7 +275,11 @@ impl EventLog {
 }
 
 /// Dead letters that arrived after the watcher was made.
-pub fn dead_letters_until(watcher: &Watcher, wait: Duration, done: impl Fn(&[(DeadLetterInfo, Option<Vec<u8>>)]) -> bool) -> Vec<(DeadLetterInfo, Option<Vec<u8>>)> {
+pub fn dead_letters_until(
+    watcher: &Watcher,
+    wait: Duration,
+    done: impl Fn(&[(DeadLetterInfo, Option<Vec<u8>>)]) -> bool,
+) -> Vec<(DeadLetterInfo, Option<Vec<u8>>)> {
     let mut out = Vec::new();
     watcher.until(wait, |m| {
         let info = DeadLetterInfo::from_message(m).expect("payledger headers on every dead letter");

@@ -177,8 +177,10 @@ impl KafkaSettings {
     /// across restarts: that is what fences its zombies.
     pub fn transactional_producer(&self, transactional_id: &str) -> ClientConfig {
         let mut c = self.producer();
+        // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
         c.set("transactional.id", transactional_id)
-            .set("transaction.timeout.ms", "60000");
+            .set("transaction.timeout.ms", "60000")
+            .set("message.timeout.ms", "55000");
         c
     }
 
@@ -196,16 +198,23 @@ impl KafkaSettings {
         c
     }
 
-    /// A consumer for explicitly assigned partitions (restores, projectors, tools): no group
-    /// membership, committed data only, and end-of-partition events on.
+    /// A consumer for explicitly assigned partitions (projectors, tools): no group
+    /// membership, committed data only, offsets kept by the caller.
     pub fn reader(&self) -> ClientConfig {
         let mut c = self.base();
         c.set("group.id", format!("{}-reader", self.client_id))
             .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest");
+        c
+    }
+
+    /// A [`reader`](Self::reader) that reports reaching the end of each partition
+    /// (`KafkaError::PartitionEOF`): for reads that stop at the end (restores, tools).
+    pub fn reader_to_end(&self) -> ClientConfig {
+        let mut c = self.reader();
+        c.set("enable.partition.eof", "true");
         c
     }
 }

@@ -47,7 +47,7 @@ pub fn restore_partition(
     partition: i32,
     decode: impl Fn(Option<&[u8]>) -> Result<PaymentEvent, DecodeError>,
 ) -> Result<(PartitionState, u64), RestoreError> {
-    let consumer: BaseConsumer = settings.reader().create()?;
+    let consumer: BaseConsumer = settings.reader_to_end().create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(EVENTS, partition, Offset::Beginning)?;
     consumer.assign(&tpl)?;
