@@ -100,7 +100,7 @@ fn check_events(events: &[PaymentEvent], expected: &Expected) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_across_a_kill_9_of_the_ledger() {
-    let _serial = serial();
+    let _serial = serial().await;
     let s = stack();
     let mut log = EventLog::from_now(tokio::runtime::Handle::current());
     let pool = s.db().await;
@@ -308,7 +308,7 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_are_dead_lettered_with_reason_and_origin_and_the_stream_goes_on() {
-    let _serial = serial();
+    let _serial = serial().await;
     let s = stack();
     let dlq = dlq_watcher();
     let mut log = EventLog::from_now(tokio::runtime::Handle::current());
@@ -396,7 +396,7 @@ async fn bad_records_are_dead_lettered_with_reason_and_origin_and_the_stream_goe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_commands_each_get_a_rejection_with_the_right_reason() {
-    let _serial = serial();
+    let _serial = serial().await;
     let s = stack();
     let mut log = EventLog::from_now(tokio::runtime::Handle::current());
     let mut ledger = Service::ledger("rejections");
