@@ -2,7 +2,8 @@
 //!
 //! `cargo bench --bench avro_codec`. Registry-free: the schema is this build's, framed in
 //! Confluent wire format exactly as the registry codec does after its first lookup (the
-//! registry is consulted once per schema id, then cached).
+//! registry is consulted once per schema id, then cached). Encode = Rust struct → Avro value
+//! → framed bytes; decode = framed bytes → Avro value → Rust struct.
 
 use std::hint::black_box;
 
@@ -11,7 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ledger::decide::decide;
 use ledger::evolve::evolve;
 use ledger::state::MerchantState;
-use schemas::codec::{frame_datum, unframe_datum};
+use schemas::codec::Framer;
 use schemas::{
     AuthorizePayment, CommandBody, EventBody, PaymentAuthorizationRequested, PaymentCommand,
     PaymentEvent, Subject, WireMoney,
@@ -42,16 +43,17 @@ fn event() -> PaymentEvent {
 
 fn codec(c: &mut Criterion) {
     let schema = Subject::EVENTS.latest().unwrap();
+    let framer = Framer::new(&schema, 7).unwrap();
     let e = event();
-    let bytes = frame_datum(&schema, 7, e.to_value()).unwrap();
+    let bytes = framer.frame(&e.to_value()).unwrap();
     let mut g = c.benchmark_group("event_envelope");
     g.throughput(Throughput::Elements(1));
     g.bench_function("encode", |b| {
-        b.iter(|| frame_datum(&schema, 7, black_box(&e).to_value()).unwrap())
+        b.iter(|| framer.frame(&black_box(&e).to_value()).unwrap())
     });
     g.bench_function("decode", |b| {
         b.iter(|| {
-            let v = unframe_datum(&schema, &schema, black_box(&bytes)).unwrap();
+            let v = framer.unframe(black_box(&bytes)).unwrap();
             PaymentEvent::from_value(&v).unwrap()
         })
     });

@@ -105,25 +105,37 @@ fn every_kafka_client_uses_sasl_ssl_with_scram() {
     );
 
     let broker = environment(&c["services"]["kafka"]);
-    let listeners = &broker["KAFKA_LISTENERS"];
-    for listener in listeners.split(',') {
-        let (name, _) = listener.split_once("://").unwrap();
-        assert!(
-            name == "SASL_SSL" || name == "CONTROLLER",
-            "listener {listener} is neither SASL_SSL nor the controller"
-        );
+    let protocols: BTreeMap<&str, &str> = broker["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+        .split(',')
+        .filter_map(|pair| pair.split_once(':'))
+        .collect();
+    for listener in broker["KAFKA_LISTENERS"].split(',') {
+        let (name, address) = listener.split_once("://").unwrap();
+        let protocol = protocols
+            .get(name)
+            .unwrap_or_else(|| panic!("listener {name} has no protocol"));
+        if name == broker["KAFKA_CONTROLLER_LISTENER_NAMES"] {
+            assert_eq!(
+                *protocol, "SASL_PLAINTEXT",
+                "the controller listener authenticates"
+            );
+            assert!(
+                address.starts_with("127.0.0.1:"),
+                "the controller listener stays on loopback"
+            );
+        } else {
+            assert_eq!(
+                *protocol, "SASL_SSL",
+                "client listener {listener} must be SASL_SSL"
+            );
+        }
     }
-    let protocols = &broker["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"];
-    assert!(protocols.contains("SASL_SSL:SASL_SSL"));
     assert_eq!(broker["KAFKA_SASL_ENABLED_MECHANISMS"], "SCRAM-SHA-512");
     assert_eq!(
         broker["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"],
         "SCRAM-SHA-512"
     );
-    assert!(broker["KAFKA_CONTROLLER_LISTENER_NAMES"] == "CONTROLLER");
-    assert!(
-        listeners.contains("CONTROLLER://127.0.0.1:")
-            || listeners.contains("CONTROLLER://localhost:"),
-        "the controller listener stays on loopback"
-    );
+    assert_eq!(broker["KAFKA_INTER_BROKER_LISTENER_NAME"], "SASL_SSL");
+    assert_eq!(broker["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"], "false");
+    assert!(broker["KAFKA_AUTHORIZER_CLASS_NAME"].ends_with("StandardAuthorizer"));
 }

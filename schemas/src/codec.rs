@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
@@ -255,35 +257,51 @@ pub fn wire_schema_id(bytes: Option<&[u8]>) -> Result<u32, DecodeError> {
     }
 }
 
-/// Registry-free encoding of one datum with this build's schema, framed with `schema_id`.
-/// Used by benchmarks and tests to measure and check the Avro work itself.
-pub fn frame_datum(schema: &Schema, schema_id: u32, value: Value) -> Result<Vec<u8>, SchemaError> {
-    let body = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
-        .build()
-        .and_then(|w| w.write_value_to_vec(value))
-        .map_err(|e| SchemaError::Encode {
-            record: "datum".to_owned(),
-            detail: e.to_string(),
-        })?;
-    let mut out = Vec::with_capacity(5 + body.len());
-    out.push(0);
-    out.extend_from_slice(&schema_id.to_be_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+/// Registry-free Avro for one schema, framed in Confluent wire format with a given schema id:
+/// the work the registry codec does per record once the schema is cached. The schema is
+/// resolved once, here, not per record. Used by benchmarks and tests.
+pub struct Framer<'s> {
+    schema_id: u32,
+    writer: GenericDatumWriter<'s>,
+    reader: GenericDatumReader<'s>,
 }
 
-/// The inverse of [`frame_datum`] for a known writer schema.
-pub fn unframe_datum(writer: &Schema, reader: &Schema, bytes: &[u8]) -> Result<Value, DecodeError> {
-    let id = wire_schema_id(Some(bytes))?;
-    let mut body = &bytes[5..];
-    apache_avro::reader::datum::GenericDatumReader::builder(writer)
-        .reader_schema(reader)
-        .build()
-        .and_then(|r| r.read_value(&mut body))
-        .map_err(|e| DecodeError::Avro {
-            id,
+impl<'s> Framer<'s> {
+    pub fn new(schema: &'s Schema, schema_id: u32) -> Result<Self, SchemaError> {
+        let err = |e: apache_avro::Error| SchemaError::Encode {
+            record: "schema".to_owned(),
             detail: e.to_string(),
+        };
+        Ok(Framer {
+            schema_id,
+            writer: GenericDatumWriter::builder(schema).build().map_err(err)?,
+            reader: GenericDatumReader::builder(schema).build().map_err(err)?,
         })
+    }
+
+    pub fn frame(&self, value: &Value) -> Result<Vec<u8>, SchemaError> {
+        let mut out = Vec::with_capacity(128);
+        out.push(0);
+        out.extend_from_slice(&self.schema_id.to_be_bytes());
+        self.writer
+            .write_value_ref(&mut out, value)
+            .map_err(|e| SchemaError::Encode {
+                record: "datum".to_owned(),
+                detail: e.to_string(),
+            })?;
+        Ok(out)
+    }
+
+    pub fn unframe(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        let id = wire_schema_id(Some(bytes))?;
+        let mut body = &bytes[5..];
+        self.reader
+            .read_value(&mut body)
+            .map_err(|e| DecodeError::Avro {
+                id,
+                detail: e.to_string(),
+            })
+    }
 }
 
 #[cfg(test)]
@@ -349,18 +367,20 @@ mod tests {
     #[test]
     fn command_round_trips_through_avro_bytes() {
         let schema = Subject::COMMANDS.latest().unwrap();
-        let bytes = frame_datum(&schema, 42, command().to_value()).unwrap();
+        let framer = Framer::new(&schema, 42).unwrap();
+        let bytes = framer.frame(&command().to_value()).unwrap();
         assert_eq!(&bytes[..5], &[0, 0, 0, 0, 42]);
-        let value = unframe_datum(&schema, &schema, &bytes).unwrap();
+        let value = framer.unframe(&bytes).unwrap();
         assert_eq!(PaymentCommand::from_value(&value).unwrap(), command());
     }
 
     #[test]
     fn every_event_variant_round_trips_through_avro_bytes() {
         let schema = Subject::EVENTS.latest().unwrap();
+        let framer = Framer::new(&schema, 7).unwrap();
         for event in events() {
-            let bytes = frame_datum(&schema, 7, event.to_value()).unwrap();
-            let value = unframe_datum(&schema, &schema, &bytes).unwrap();
+            let bytes = framer.frame(&event.to_value()).unwrap();
+            let value = framer.unframe(&bytes).unwrap();
             assert_eq!(PaymentEvent::from_value(&value).unwrap(), event);
         }
     }
@@ -382,10 +402,11 @@ mod tests {
     #[test]
     fn truncated_avro_is_an_error_not_a_panic() {
         let schema = Subject::EVENTS.latest().unwrap();
-        let bytes = frame_datum(&schema, 7, events()[0].to_value()).unwrap();
+        let framer = Framer::new(&schema, 7).unwrap();
+        let bytes = framer.frame(&events()[0].to_value()).unwrap();
         let cut = &bytes[..bytes.len() / 2];
         assert!(matches!(
-            unframe_datum(&schema, &schema, cut),
+            framer.unframe(cut),
             Err(DecodeError::Avro { id: 7, .. })
         ));
     }

@@ -10,7 +10,7 @@
 //! use schemas::{Subject, compat};
 //! // Every subject's newest schema can read all of its earlier versions.
 //! for subject in Subject::ALL {
-//!     compat::check_history(subject).unwrap();
+//!     compat::check_history(&subject).unwrap();
 //! }
 //! ```
 

@@ -38,12 +38,19 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
+/// The stack under test: `PAYLEDGER_TEST_STACK=native` (the default: `scripts/stack up`'s
+/// env file) or `docker` (docker-compose.yml through testcontainers; needs a Docker engine and
+/// `--features docker-tests`).
 pub fn stack() -> &'static Stack {
     STACK.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let env_file = std::env::var("PAYLEDGER_ENV_FILE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root.join(".stack/env"));
+        let env_file = match std::env::var("PAYLEDGER_TEST_STACK").as_deref() {
+            Ok("docker") => docker_stack_env_file(),
+            Ok("native") | Err(_) => std::env::var("PAYLEDGER_ENV_FILE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| root.join(".stack/env")),
+            Ok(other) => panic!("PAYLEDGER_TEST_STACK={other}: use native or docker"),
+        };
         let text = std::fs::read_to_string(&env_file).unwrap_or_else(|e| {
             panic!(
                 "cannot read {} ({e}). These tests run against the real stack: start it with `scripts/stack up`, or run `scripts/test`.",
@@ -57,6 +64,100 @@ pub fn stack() -> &'static Stack {
             .collect();
         Stack { env_file, vars }
     })
+}
+
+#[cfg(not(feature = "docker-tests"))]
+fn docker_stack_env_file() -> PathBuf {
+    panic!("PAYLEDGER_TEST_STACK=docker needs `cargo test --features docker-tests`")
+}
+
+/// Starts docker-compose.yml's stack (not its `services` profile: the tests run their own
+/// ledgers) and writes an env file like `scripts/stack`'s pointing at it.
+#[cfg(feature = "docker-tests")]
+fn docker_stack_env_file() -> PathBuf {
+    use testcontainers::compose::DockerCompose;
+    use testcontainers::core::WaitFor;
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let ok = Command::new(root.join("scripts/stack"))
+        .arg("tls")
+        .status()
+        .expect("scripts/stack tls");
+    assert!(ok.success(), "scripts/stack tls failed");
+    let secrets: HashMap<String, String> = std::fs::read_to_string(root.join(".stack/docker.env"))
+        .expect(".stack/docker.env")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let vars = secrets.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The compose handle lives on its own runtime thread for the whole test binary.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            let mut compose = DockerCompose::with_local_client(&[root.join("docker-compose.yml")])
+                .with_env_vars(vars)
+                .with_wait_for_service("kafka", WaitFor::message_on_stdout("Kafka Server started"));
+            compose.up().await.expect("docker compose up");
+            tx.send(()).expect("signal");
+            std::future::pending::<()>().await;
+            drop(compose);
+        });
+    });
+    rx.recv().expect("compose started");
+    let tls = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".stack/tls");
+    let mut env = vec![
+        (
+            "PAYLEDGER_KAFKA_BOOTSTRAP".to_owned(),
+            "localhost:19093".to_owned(),
+        ),
+        ("PAYLEDGER_KAFKA_SECURITY".to_owned(), "sasl_ssl".to_owned()),
+        (
+            "PAYLEDGER_KAFKA_CA".to_owned(),
+            tls.join("ca.crt").display().to_string(),
+        ),
+        (
+            "PAYLEDGER_SCHEMA_REGISTRY_URL".to_owned(),
+            "http://127.0.0.1:18081/apis/ccompat/v7".to_owned(),
+        ),
+        (
+            "PAYLEDGER_DATABASE_URL".to_owned(),
+            format!(
+                "postgres://payledger:{}@localhost:15432/payledger?sslmode=verify-full&sslrootcert={}",
+                secrets["PAYLEDGER_DATABASE_PASSWORD"],
+                tls.join("ca.crt").display()
+            ),
+        ),
+        (
+            "PAYLEDGER_DYNAMODB_ENDPOINT".to_owned(),
+            "http://127.0.0.1:18000".to_owned(),
+        ),
+    ];
+    for user in ["admin", "ledger", "projector", "gateway", "cli"] {
+        let up = user.to_ascii_uppercase();
+        env.push((format!("PAYLEDGER_KAFKA_USER_{up}"), user.to_owned()));
+        env.push((
+            format!("PAYLEDGER_KAFKA_PASSWORD_{up}"),
+            secrets[&format!("PAYLEDGER_KAFKA_PASSWORD_{up}")].clone(),
+        ));
+    }
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("docker-stack.env");
+    let text: String = env.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
+    std::fs::write(&file, text).expect("write env file");
+    for args in [["topics", "apply"], ["schemas", "register"]] {
+        let ok = Command::new(env!("CARGO_BIN_EXE_payledger"))
+            .arg("--env-file")
+            .arg(&file)
+            .args(args)
+            .status()
+            .expect("payledger");
+        assert!(
+            ok.success(),
+            "payledger {args:?} against the compose stack failed"
+        );
+    }
+    file
 }
 
 impl Stack {
