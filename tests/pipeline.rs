@@ -15,6 +15,7 @@ use support::{
 use tokio::task::block_in_place;
 
 const WAIT: Duration = Duration::from_secs(90);
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// What the ledger must make of a stream of commands.
 #[derive(Default)]
@@ -98,24 +99,15 @@ fn check_events(events: &[PaymentEvent], expected: &Expected) {
     assert_eq!(ids.len(), events.len(), "event ids are unique");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_once_across_a_kill_9_of_the_ledger() {
-    let _serial = serial().await;
-    let s = stack();
-    let mut log = EventLog::from_now(tokio::runtime::Handle::current());
-    let pool = s.db().await;
-    let mut ledger = Service::ledger("e2e");
-    let mut projector = Service::projector();
-    let publisher = s.publisher();
-    let merchants: Vec<String> = (0..4).map(|_| merchant()).collect();
-
-    // 300 commands over ~3 s: every 10th is too precise for its currency (rejected), every
-    // 10th is a retry of the previous command (a duplicate: nothing new), the rest accepted.
+/// `n` commands spread over `merchants`: every 10th is too precise for its currency
+/// (rejected), every 10th a retry of the previous command (a duplicate: nothing new), the rest
+/// accepted. Returns the commands and what the ledger must make of them.
+fn plan(merchants: &[String], n: usize) -> (Vec<PaymentCommand>, Expected) {
     let currencies = [("GBP", 2), ("JPY", 0), ("BHD", 3), ("EUR", 2)];
     let mut expected = Expected::default();
     let mut plan = Vec::new();
     let mut last: Option<PaymentCommand> = None;
-    for i in 0..300usize {
+    for i in 0..n {
         let m = &merchants[i % merchants.len()];
         let (currency, exp) = currencies[i % currencies.len()];
         if i % 10 == 9 {
@@ -151,13 +143,26 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
         plan.push(cmd);
     }
 
+    (plan, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_across_a_kill_9_of_the_ledger() {
+    let _serial = serial().await;
+    let s = stack();
+    let mut log = EventLog::from_now(tokio::runtime::Handle::current());
+    let pool = s.db().await;
+    let mut ledger = Service::ledger("e2e");
+    let mut projector = Service::projector();
+    let publisher = s.publisher();
+    let merchants: Vec<String> = (0..4).map(|_| merchant()).collect();
+
+    let (plan, expected) = plan(&merchants, 300);
+
     let sender = tokio::spawn(async move {
         for cmd in plan {
             publisher
-                .publish(
-                    &cmd,
-                    Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-                )
+                .publish(&cmd, Some(TRACEPARENT))
                 .await
                 .expect("publish");
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -304,6 +309,28 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
     );
     ledger.stop();
     projector.stop();
+    // Whatever the services logged, their passwords are not in it.
+    for (service, role) in [(&ledger, "LEDGER"), (&projector, "PROJECTOR")] {
+        let password = s.var(&format!("PAYLEDGER_KAFKA_PASSWORD_{role}"));
+        let log = service.log_text();
+        assert!(!log.is_empty(), "{} logged nothing", service.name);
+        assert!(
+            !log.contains(password),
+            "{} logged its Kafka password",
+            service.name
+        );
+    }
+    let db_url = s.var("PAYLEDGER_DATABASE_URL");
+    let db_password = db_url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(cred, _)| cred.split_once(':'))
+        .map(|(_, p)| p)
+        .expect("a password in the database URL");
+    assert!(
+        !projector.log_text().contains(db_password),
+        "the projector logged its database password"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,4 +469,71 @@ async fn invalid_commands_each_get_a_rejection_with_the_right_reason() {
     }
     ledger.assert_running();
     ledger.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ledger_joining_mid_stream_changes_nothing() {
+    let _serial = serial().await;
+    let s = stack();
+    let mut log = EventLog::from_now(tokio::runtime::Handle::current());
+    let mut first = Service::ledger("rebalance-a");
+    let publisher = s.publisher();
+    // Enough merchants that both instances get partitions with work on them.
+    let merchants: Vec<String> = (0..12).map(|_| merchant()).collect();
+    let (plan, expected) = plan(&merchants, 300);
+    // The first half goes to the first instance alone; the second half is sent only once the
+    // second instance has its partitions, so the stream really does continue across the join.
+    let (go, gate) = tokio::sync::oneshot::channel::<()>();
+    let sender = tokio::spawn(async move {
+        let half = plan.len() / 2;
+        let mut gate = Some(gate);
+        for (i, cmd) in plan.into_iter().enumerate() {
+            if i == half {
+                gate.take().expect("once").await.expect("go");
+            }
+            publisher.publish(&cmd, None).await.expect("publish");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let started = block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= 40));
+    assert!(started, "no events; log:\n{}", first.log_text());
+    let mut second = Service::ledger("rebalance-b");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !second.log_text().contains("partitions assigned") {
+        second.assert_running();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second instance got no partitions:\n{}",
+            second.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let at_join = log.events.len();
+    go.send(()).expect("sender waiting");
+    sender.await.expect("sender");
+    let complete =
+        block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= expected.total()));
+    assert!(
+        complete,
+        "saw {} of {} events; first log:\n{}\nsecond log:\n{}",
+        log.events.len(),
+        expected.total(),
+        first.log_text(),
+        second.log_text()
+    );
+    block_in_place(|| log.read_until(&merchants, Duration::from_secs(3), |_| false));
+    check_events(&log.events, &expected);
+    assert!(
+        at_join < expected.total(),
+        "the second instance must join mid-stream"
+    );
+    first.assert_running();
+    second.assert_running();
+    assert!(
+        second.log_text().contains("partition state restored"),
+        "the second instance took over partitions and decided commands; its log:\n{}",
+        second.log_text()
+    );
+    first.stop();
+    second.stop();
 }

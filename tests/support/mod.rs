@@ -331,6 +331,8 @@ pub struct EventLog {
     codec: Arc<RegistryCodec>,
     rt: tokio::runtime::Handle,
     pub events: Vec<PaymentEvent>,
+    /// The `traceparent` header of each event in `events`, same index.
+    pub traceparents: Vec<Option<String>>,
 }
 
 impl EventLog {
@@ -340,6 +342,7 @@ impl EventLog {
             codec: stack().codec(),
             rt,
             events: Vec::new(),
+            traceparents: Vec::new(),
         }
     }
 
@@ -357,6 +360,7 @@ impl EventLog {
         let codec = self.codec.clone();
         let rt = self.rt.clone();
         let events = &mut self.events;
+        let traceparents = &mut self.traceparents;
         self.watcher.until(wait, |m| {
             let event = rt
                 .block_on(codec.decode_event(m.payload()))
@@ -369,6 +373,10 @@ impl EventLog {
                 });
             if merchants.contains(&event.merchant_id) {
                 events.push(event);
+                traceparents.push(
+                    ledger::kafka::headers::get(m, ledger::kafka::headers::TRACEPARENT)
+                        .map(str::to_owned),
+                );
             }
             done(events)
         })
