@@ -8,13 +8,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use schemas::{PaymentEvent, RegistryCodec};
@@ -25,7 +25,7 @@ use tracing::{debug, error, info, info_span, warn};
 use crate::decide::decide;
 use crate::evolve::{EvolveError, evolve};
 use crate::kafka::dlq::DeadLetter;
-use crate::kafka::restore::{RestoreError, restore_partition};
+use crate::kafka::restore::{RestoreError, restore_partitions};
 use crate::kafka::topics::{self, COMMANDS, DLQ, EVENTS};
 use crate::kafka::{KafkaSettings, headers};
 use crate::state::PartitionState;
@@ -35,10 +35,13 @@ pub const GROUP_ID: &str = "payledger-ledger";
 
 /// The most commands decided in one transaction. Bounds memory and the work redone after an
 /// abort.
-pub const MAX_BATCH: usize = 500;
+pub const MAX_BATCH: usize = 2000;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a batch may wait for more commands after its first one: the latency the ledger
+/// trades for fewer, larger transactions.
+const BATCH_LINGER: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone)]
 pub struct LedgerConfig {
@@ -108,7 +111,7 @@ pub fn run(
     stats: Arc<LedgerStats>,
 ) -> Result<(), LedgerError> {
     let transactional_id = format!("{GROUP_ID}-{}", config.instance_id);
-    let producer: ThreadedProducer<DefaultProducerContext> = config
+    let producer: BaseProducer<DefaultProducerContext> = config
         .settings
         .transactional_producer(&transactional_id)
         .create()?;
@@ -160,6 +163,7 @@ fn poll_batch<'c>(
 ) -> Vec<BorrowedMessage<'c>> {
     let mut batch = Vec::new();
     let mut timeout = POLL_TIMEOUT;
+    let mut deadline = None;
     while batch.len() < max {
         let polled = consumer.poll(timeout);
         let generation = consumer.context().generation.load(Ordering::SeqCst);
@@ -176,7 +180,13 @@ fn poll_batch<'c>(
                 break;
             }
         }
-        timeout = Duration::ZERO;
+        // After the first command, gather more for at most BATCH_LINGER: one transaction per
+        // handful of records would spend the time in commits, not in work.
+        let until = *deadline.get_or_insert_with(|| Instant::now() + BATCH_LINGER);
+        timeout = until.saturating_duration_since(Instant::now());
+        if timeout.is_zero() {
+            break;
+        }
     }
     batch
 }
@@ -185,7 +195,7 @@ struct Shell<'a> {
     config: &'a LedgerConfig,
     codec: Arc<RegistryCodec>,
     rt: Handle,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: BaseProducer<DefaultProducerContext>,
     states: HashMap<i32, PartitionState>,
     stats: Arc<LedgerStats>,
 }
@@ -206,38 +216,57 @@ impl Shell<'_> {
     ) -> Result<(), LedgerError> {
         let span = info_span!("ledger_batch", size = batch.len());
         let _enter = span.enter();
+        // Restore before the transaction begins: a long restore must not run into the
+        // transaction timeout.
+        if let Err(abort) = self.ensure_restored(batch) {
+            return self.recover(consumer, batch, abort, false);
+        }
         match self.transact(consumer, batch) {
             Ok(()) => {
                 self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(Abort::Fatal(e)) => {
+            Err(abort) => self.recover(consumer, batch, abort, true),
+        }
+    }
+
+    /// After a failed batch: stop on a fatal error; otherwise abort the transaction (if one
+    /// is open), forget the touched partitions' state (events of the batch were applied in
+    /// memory), rewind to the batch's first offsets and pause.
+    fn recover(
+        &mut self,
+        consumer: &BaseConsumer<RebalanceTracker>,
+        batch: &[BorrowedMessage<'_>],
+        abort: Abort,
+        in_transaction: bool,
+    ) -> Result<(), LedgerError> {
+        let reason = match abort {
+            Abort::Fatal(e) => {
                 error!(error = %e, "stopping");
-                Err(e)
+                return Err(e);
             }
-            Err(Abort::Retry(reason)) => {
-                self.stats.aborts.fetch_add(1, Ordering::Relaxed);
-                warn!(%reason, "batch aborted; it will be decided again");
-                if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                    return Err(fatal_or(e));
-                }
-                // Events of the aborted batch were applied in memory: forget those partitions
-                // and rewind to the batch's first offsets.
-                for (partition, first) in first_offsets(batch) {
-                    self.states.remove(&partition);
-                    if let Err(e) = consumer.seek(
-                        COMMANDS,
-                        partition,
-                        Offset::Offset(first),
-                        Duration::from_secs(10),
-                    ) {
-                        warn!(partition, error = %e, "seek after abort failed; the next rebalance will rewind");
-                    }
-                }
-                std::thread::sleep(Duration::from_secs(1));
-                Ok(())
+            Abort::Retry(reason) => reason,
+        };
+        self.stats.aborts.fetch_add(1, Ordering::Relaxed);
+        warn!(%reason, "batch aborted; it will be decided again");
+        if in_transaction {
+            self.producer
+                .abort_transaction(TXN_TIMEOUT)
+                .map_err(fatal_or)?;
+        }
+        for (partition, first) in first_offsets(batch) {
+            self.states.remove(&partition);
+            if let Err(e) = consumer.seek(
+                COMMANDS,
+                partition,
+                Offset::Offset(first),
+                Duration::from_secs(10),
+            ) {
+                warn!(partition, error = %e, "seek after abort failed; the next rebalance will rewind");
             }
         }
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(())
     }
 
     fn transact(
@@ -245,6 +274,7 @@ impl Shell<'_> {
         consumer: &BaseConsumer<RebalanceTracker>,
         batch: &[BorrowedMessage<'_>],
     ) -> Result<(), Abort> {
+        let started = Instant::now();
         self.producer
             .begin_transaction()
             .map_err(|e| Abort::Fatal(fatal_or(e)))?;
@@ -253,6 +283,7 @@ impl Shell<'_> {
             self.handle(message)?;
             next_offsets.insert(message.partition(), message.offset() + 1);
         }
+        let decided = started.elapsed();
         let mut tpl = TopicPartitionList::new();
         for (partition, offset) in &next_offsets {
             tpl.add_partition_offset(COMMANDS, *partition, Offset::Offset(*offset))
@@ -267,14 +298,18 @@ impl Shell<'_> {
         self.producer
             .commit_transaction(TXN_TIMEOUT)
             .map_err(classify)?;
-        debug!(partitions = ?next_offsets, "batch committed");
+        debug!(
+            partitions = ?next_offsets,
+            decide_ms = decided.as_millis() as u64,
+            commit_ms = (started.elapsed() - decided).as_millis() as u64,
+            "batch committed"
+        );
         Ok(())
     }
 
     /// Decides one command, or dead-letters it.
     fn handle(&mut self, message: &BorrowedMessage<'_>) -> Result<(), Abort> {
         let partition = message.partition();
-        self.ensure_restored(partition)?;
         self.stats.commands.fetch_add(1, Ordering::Relaxed);
         let command = match self
             .rt
@@ -310,14 +345,22 @@ impl Shell<'_> {
         Ok(())
     }
 
-    fn ensure_restored(&mut self, partition: i32) -> Result<(), Abort> {
-        if self.states.contains_key(&partition) {
+    /// Restores, in one pass, every partition of the batch whose state is not in memory.
+    fn ensure_restored(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<(), Abort> {
+        let mut missing: Vec<i32> = batch
+            .iter()
+            .map(|m| m.partition())
+            .filter(|p| !self.states.contains_key(p))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
             return Ok(());
         }
         let codec = &self.codec;
         let rt = &self.rt;
-        let started = std::time::Instant::now();
-        let (state, applied) = restore_partition(&self.config.settings, partition, |bytes| {
+        let started = Instant::now();
+        let restored = restore_partitions(&self.config.settings, &missing, |bytes| {
             rt.block_on(codec.decode_event(bytes))
         })
         .map_err(|e| match e {
@@ -327,14 +370,16 @@ impl Shell<'_> {
             RestoreError::Kafka(_) | RestoreError::Timeout { .. } => Abort::Retry(e.to_string()),
             other => Abort::Fatal(other.into()),
         })?;
-        info!(
-            partition,
-            events = applied,
-            merchants = state.merchants.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "partition state restored"
-        );
-        self.states.insert(partition, state);
+        for (partition, r) in restored {
+            info!(
+                partition,
+                events = r.events,
+                merchants = r.state.merchants.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "partition state restored"
+            );
+            self.states.insert(partition, r.state);
+        }
         Ok(())
     }
 
@@ -358,6 +403,8 @@ impl Shell<'_> {
             .payload(bytes.as_slice())
             .headers(hdrs);
         self.send(record)?;
+        // A BaseProducer serves its delivery reports when polled (and in commit's flush).
+        self.producer.poll(Duration::ZERO);
         self.stats.events.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -395,7 +442,8 @@ impl Shell<'_> {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    std::thread::sleep(Duration::from_millis(10));
+                    // Serve delivery reports to make room.
+                    self.producer.poll(Duration::from_millis(10));
                 }
                 Err((e, _)) => return Err(classify(e)),
             }

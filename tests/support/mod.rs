@@ -215,7 +215,12 @@ impl Service {
             .arg("--env-file")
             .arg(&stack().env_file)
             .args(args)
-            .env("PAYLEDGER_LOG", "info,rdkafka=warn,apache_avro=error")
+            .env(
+                "PAYLEDGER_LOG",
+                // PAYLEDGER_TEST_SERVICE_LOG=ledger=debug shows per-batch timings, for instance.
+                std::env::var("PAYLEDGER_TEST_SERVICE_LOG")
+                    .unwrap_or_else(|_| "info,rdkafka=warn,apache_avro=error".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)
