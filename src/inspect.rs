@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ledger::kafka::dlq::DeadLetterInfo;
-use ledger::kafka::topics::{DLQ, EVENTS, partition_count};
+use ledger::kafka::context::ReaderContext;
+use ledger::kafka::topics::{EVENTS, partition_count};
 use ledger::kafka::{Role, headers};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -14,8 +14,10 @@ use schemas::{EventBody, PaymentEvent, RegistryCodec};
 
 use crate::commands::{kafka, var};
 
-fn reader(topic: &str) -> Result<(StreamConsumer, usize)> {
-    let consumer: StreamConsumer = kafka(Role::Cli)?.reader_to_end().create()?;
+pub(crate) fn reader(topic: &str) -> Result<(StreamConsumer<ReaderContext>, usize)> {
+    let consumer: StreamConsumer<ReaderContext> = kafka(Role::Cli)?
+        .reader_to_end()
+        .create_with_context(ReaderContext)?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
     let n =
         partition_count(&metadata, topic).with_context(|| format!("topic {topic} not found"))?;
@@ -69,38 +71,6 @@ pub async fn events(merchant: Option<String>, follow: bool) -> Result<()> {
                     }
                     println!("{json}");
                 }
-            }
-        }
-    }
-}
-
-pub async fn dlq_list() -> Result<()> {
-    let (consumer, partitions) = reader(DLQ)?;
-    let mut ended = HashSet::new();
-    loop {
-        match consumer.recv().await {
-            Err(KafkaError::PartitionEOF(p)) => {
-                ended.insert(p);
-                if ended.len() == partitions {
-                    return Ok(());
-                }
-            }
-            Err(e) => return Err(e.into()),
-            Ok(m) => {
-                let info = DeadLetterInfo::from_message(&m);
-                let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
-                let json = match info {
-                    Some(i) => serde_json::json!({
-                        "reason": i.reason_code, "detail": i.detail, "source_topic": i.source_topic,
-                        "source_partition": i.source_partition, "source_offset": i.source_offset,
-                        "failed_at": i.failed_at, "service": i.service, "key": key,
-                        "payload_bytes": m.payload().map_or(0, <[u8]>::len),
-                    }),
-                    None => {
-                        serde_json::json!({ "malformed_dead_letter_offset": m.offset(), "key": key })
-                    }
-                };
-                println!("{json}");
             }
         }
     }

@@ -1,6 +1,7 @@
 //! `payledger`: the services and the operator's tool.
 
 mod commands;
+mod dlq;
 mod env_file;
 mod inspect;
 
@@ -97,6 +98,18 @@ enum SchemasAction {
 enum DlqAction {
     /// Print every dead letter with its reason and origin.
     List,
+    /// Put dead-lettered commands back on payments.commands (safe to repeat).
+    Redrive {
+        /// Only letters with this reason code (e.g. unknown_schema_id, key_mismatch).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Key each record by its command's merchant_id (for key_mismatch letters).
+        #[arg(long)]
+        rekey_by_merchant: bool,
+        /// Print what would be redriven, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -136,7 +149,15 @@ fn main() -> Result<()> {
             Command::Events { merchant, follow } => inspect::events(merchant, follow).await,
             Command::Dlq {
                 action: DlqAction::List,
-            } => inspect::dlq_list().await,
+            } => dlq::list().await,
+            Command::Dlq {
+                action:
+                    DlqAction::Redrive {
+                        reason,
+                        rekey_by_merchant,
+                        dry_run,
+                    },
+            } => dlq::redrive(reason, rekey_by_merchant, dry_run).await,
         }
     })
 }

@@ -418,6 +418,53 @@ async fn bad_records_are_dead_lettered_with_reason_and_origin_and_the_stream_goe
             "the record is kept verbatim"
         );
     }
+
+    // The engineer's way out: redrive the mis-keyed command, keyed by its merchant this time.
+    // (It redrives older runs' key_mismatch letters too: their merchants are their own, and a
+    // command decided before is a duplicate to the ledger.)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_payledger"))
+        .arg("--env-file")
+        .arg(&s.env_file)
+        .args([
+            "dlq",
+            "redrive",
+            "--reason",
+            "key_mismatch",
+            "--rekey-by-merchant",
+        ])
+        .env("PAYLEDGER_LOG", "warn")
+        .output()
+        .expect("payledger dlq redrive");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "redrive failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "from payments.commands/{}@{}",
+            wrong_key.partition, wrong_key.offset
+        )),
+        "{stdout}"
+    );
+    let redriven = block_in_place(|| {
+        log.read_until(&merchants, WAIT, |e| {
+            e.iter().any(|e| e.idempotency_key == "wrong-key")
+        })
+    });
+    assert!(
+        redriven,
+        "the redriven command was not decided; log:\n{}",
+        ledger.log_text()
+    );
+    let e = log
+        .events
+        .iter()
+        .find(|e| e.idempotency_key == "wrong-key")
+        .unwrap();
+    assert_eq!(e.command_id, wrong_key_cmd.command_id);
+    assert_eq!(e.kind(), "PaymentAuthorizationRequested");
     ledger.stop();
 }
 

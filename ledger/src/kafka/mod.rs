@@ -2,6 +2,7 @@
 //! declarative topic list, dead letters, and rebuilding state from the events topic.
 
 mod config;
+pub mod context;
 pub mod dlq;
 pub mod headers;
 pub mod publisher;
