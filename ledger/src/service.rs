@@ -144,6 +144,8 @@ pub fn run(
             &mut shell.states,
         );
         if batch.is_empty() {
+            // Serve the producer's events while idle too.
+            shell.producer.poll(Duration::ZERO);
             continue;
         }
         shell.process(&consumer, &batch)?;
