@@ -1,6 +1,8 @@
 //! Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro binary) through
 //! `schema_registry_converter`, with schema resolution to the reader schema this build knows.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use apache_avro::Schema;
@@ -124,15 +126,34 @@ pub struct RegistryCodec {
 struct Reader {
     subject: Subject,
     schema: Schema,
+    /// This build's schema as JSON, to recognise writer schemas identical to it.
+    json: serde_json::Value,
+    /// Writer schema id → is it exactly this build's schema (then decoded values need no
+    /// resolution, which would otherwise rebuild the schema's name table per record).
+    identical: Mutex<HashMap<u32, bool>>,
     strategy: SubjectNameStrategy,
 }
 
 impl Reader {
+    /// Is the writer schema `raw` (registered as `id`) exactly this build's schema? Compared
+    /// as JSON values, docs and logical types included; remembered per id.
+    fn is_identical(&self, id: u32, raw: &str) -> bool {
+        let mut known = self.identical.lock().unwrap_or_else(|e| e.into_inner());
+        *known.entry(id).or_insert_with(|| {
+            serde_json::from_str::<serde_json::Value>(raw).is_ok_and(|w| w == self.json)
+        })
+    }
+
     fn new(subject: Subject) -> Result<Self, SchemaError> {
         let supplied =
             SuppliedSchema::new(None, SchemaType::Avro, subject.latest_text().to_owned());
         Ok(Reader {
             schema: subject.latest()?,
+            json: serde_json::from_str(subject.latest_text()).map_err(|e| SchemaError::Encode {
+                record: subject.name.to_owned(),
+                detail: e.to_string(),
+            })?,
+            identical: Mutex::new(HashMap::new()),
             strategy: SubjectNameStrategy::TopicNameStrategyWithSchema(
                 subject.topic.to_owned(),
                 false,
@@ -207,9 +228,10 @@ impl RegistryCodec {
         let id = wire_schema_id(bytes)?;
         // Fetch the writer schema first, so that "no such id" and "registry down" are told
         // apart from "these bytes are not valid Avro".
-        if let Err(e) = self.decoder.get_schema(id).await {
-            return Err(classify_fetch_error(&self.decoder, id, e));
-        }
+        let writer = match self.decoder.get_schema(id).await {
+            Ok(writer) => writer,
+            Err(e) => return Err(classify_fetch_error(&self.decoder, id, e)),
+        };
         let decoded = self
             .decoder
             .decode(bytes)
@@ -218,6 +240,9 @@ impl RegistryCodec {
                 id,
                 detail: e.error,
             })?;
+        if reader.is_identical(id, &writer.raw) {
+            return Ok(decoded.value);
+        }
         decoded
             .value
             .resolve(&reader.schema)
@@ -383,6 +408,56 @@ mod tests {
             let value = framer.unframe(&bytes).unwrap();
             assert_eq!(PaymentEvent::from_value(&value).unwrap(), event);
         }
+    }
+
+    #[test]
+    fn only_a_writer_schema_identical_to_ours_skips_resolution() {
+        let reader = Reader::new(Subject::COMMANDS).unwrap();
+        // The same schema, reformatted (as a registry may return it): identical.
+        let reformatted = serde_json::to_string(&reader.json).unwrap();
+        assert!(reader.is_identical(1, &reformatted));
+        // Without the timestamp's logical type: must be resolved, not taken as is.
+        let plain_long = Subject::COMMANDS.latest_text().replace(
+            r#"{"type": "long", "logicalType": "timestamp-millis"}"#,
+            r#""long""#,
+        );
+        assert_ne!(
+            plain_long,
+            Subject::COMMANDS.latest_text(),
+            "the test must change the schema"
+        );
+        assert!(!reader.is_identical(2, &plain_long));
+        assert!(reader.is_identical(1, "not even JSON"), "remembered per id");
+    }
+
+    #[test]
+    fn data_from_a_different_writer_schema_resolves_to_ours() {
+        // A writer whose issued_at is a plain long: resolution makes it a timestamp again.
+        let text = Subject::COMMANDS.latest_text().replace(
+            r#"{"type": "long", "logicalType": "timestamp-millis"}"#,
+            r#""long""#,
+        );
+        let writer = Schema::parse_str(&text).unwrap();
+        let reader = Subject::COMMANDS.latest().unwrap();
+        let value = command().to_value();
+        let apache_avro::types::Value::Record(mut fields) = value else {
+            unreachable!()
+        };
+        for (name, v) in &mut fields {
+            if name == "issued_at" {
+                let apache_avro::types::Value::TimestampMillis(ms) = v else {
+                    unreachable!()
+                };
+                *v = apache_avro::types::Value::Long(*ms);
+            }
+        }
+        let bytes = Framer::new(&writer, 9)
+            .unwrap()
+            .frame(&apache_avro::types::Value::Record(fields))
+            .unwrap();
+        let written = Framer::new(&writer, 9).unwrap().unframe(&bytes).unwrap();
+        let resolved = written.resolve(&reader).unwrap();
+        assert_eq!(PaymentCommand::from_value(&resolved).unwrap(), command());
     }
 
     #[test]
