@@ -25,7 +25,7 @@ use tracing::{debug, error, info, info_span, warn};
 use crate::decide::decide;
 use crate::evolve::{EvolveError, evolve};
 use crate::kafka::dlq::DeadLetter;
-use crate::kafka::restore::{RestoreError, restore_partitions};
+use crate::kafka::restore::{RESTORE_TIMEOUT, RestoreError, restore_partitions};
 use crate::kafka::topics::{self, COMMANDS, DLQ, EVENTS};
 use crate::kafka::{KafkaSettings, headers};
 use crate::state::PartitionState;
@@ -119,7 +119,16 @@ pub fn run(
     producer.init_transactions(TXN_TIMEOUT)?;
 
     let mut consumer_config = config.settings.consumer(GROUP_ID);
-    consumer_config.set("partition.assignment.strategy", "range,roundrobin");
+    consumer_config
+        .set("partition.assignment.strategy", "range,roundrobin")
+        // The loop does not poll while it restores partitions (up to RESTORE_TIMEOUT): stay in
+        // the group meanwhile instead of triggering a rebalance.
+        .set(
+            "max.poll.interval.ms",
+            (RESTORE_TIMEOUT + Duration::from_secs(60))
+                .as_millis()
+                .to_string(),
+        );
     let consumer: BaseConsumer<RebalanceTracker> =
         consumer_config.create_with_context(RebalanceTracker::default())?;
     let metadata = consumer.fetch_metadata(None, Duration::from_secs(30))?;
