@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::message::Timestamp;
+use schemas::RegistryCodec;
 use support::{Service, Watcher, authorize, stack};
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -141,29 +142,6 @@ async fn publish_all(commands: Vec<schemas::PaymentCommand>, rate: Option<u64>) 
     sent
 }
 
-/// Reads events until every command in `sent` has one; returns command id → event timestamp.
-fn await_events(watcher: &Watcher, expected: &HashSet<Uuid>, wait: Duration) -> HashMap<Uuid, i64> {
-    let codec = stack().codec();
-    let rt = tokio::runtime::Handle::current();
-    let mut seen = HashMap::new();
-    let complete = watcher.until(wait, |m| {
-        let event = rt
-            .block_on(codec.decode_event(m.payload()))
-            .expect("decode");
-        if expected.contains(&event.command_id) {
-            seen.insert(event.command_id, millis(m.timestamp()));
-        }
-        seen.len() == expected.len()
-    });
-    assert!(
-        complete,
-        "only {} of {} events arrived",
-        seen.len(),
-        expected.len()
-    );
-    seen
-}
-
 fn commands(n: u64, merchants: &[String]) -> Vec<schemas::PaymentCommand> {
     (0..n)
         .map(|i| {
@@ -178,26 +156,46 @@ fn commands(n: u64, merchants: &[String]) -> Vec<schemas::PaymentCommand> {
         .collect()
 }
 
+/// Reads `watcher` until a record has been seen for every id in `ids`; returns id → record
+/// timestamp. `id_of` decodes a record's payload into the id it answers for, if any.
+fn record_timestamps(
+    watcher: &Watcher,
+    ids: &HashSet<Uuid>,
+    wait: Duration,
+    id_of: impl Fn(&RegistryCodec, Option<&[u8]>) -> Option<Uuid>,
+) -> HashMap<Uuid, i64> {
+    let codec = stack().codec();
+    let mut seen = HashMap::new();
+    let complete = watcher.until(wait, |m| {
+        if let Some(id) = id_of(&codec, m.payload()).filter(|id| ids.contains(id)) {
+            seen.insert(id, millis(m.timestamp()));
+        }
+        seen.len() == ids.len()
+    });
+    assert!(complete, "saw {} of {} records", seen.len(), ids.len());
+    seen
+}
+
+/// Event timestamps, keyed by the command each event answers.
+fn await_events(watcher: &Watcher, ids: &HashSet<Uuid>, wait: Duration) -> HashMap<Uuid, i64> {
+    let rt = tokio::runtime::Handle::current();
+    record_timestamps(watcher, ids, wait, |codec, payload| {
+        Some(
+            rt.block_on(codec.decode_event(payload))
+                .expect("decode")
+                .command_id,
+        )
+    })
+}
+
 /// Command record timestamps, read back from `payments.commands` (the broker's copy).
 fn command_timestamps(watcher: &Watcher, ids: &HashSet<Uuid>) -> HashMap<Uuid, i64> {
-    let codec = stack().codec();
     let rt = tokio::runtime::Handle::current();
-    let mut out = HashMap::new();
-    let complete = watcher.until(Duration::from_secs(60), |m| {
-        if let Ok(cmd) = rt.block_on(codec.decode_command(m.payload())) {
-            if ids.contains(&cmd.command_id) {
-                out.insert(cmd.command_id, millis(m.timestamp()));
-            }
-        }
-        out.len() == ids.len()
-    });
-    assert!(
-        complete,
-        "read back {} of {} commands",
-        out.len(),
-        ids.len()
-    );
-    out
+    record_timestamps(watcher, ids, Duration::from_secs(60), |codec, payload| {
+        rt.block_on(codec.decode_command(payload))
+            .ok()
+            .map(|c| c.command_id)
+    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -116,6 +116,8 @@ pub async fn run_ledger(instance_id: String, max_batch: usize) -> Result<()> {
         commands = stats.commands.load(Ordering::Relaxed),
         events = stats.events.load(Ordering::Relaxed),
         dead_letters = stats.dead_letters.load(Ordering::Relaxed),
+        batches = stats.batches_committed.load(Ordering::Relaxed),
+        aborted_batches = stats.aborts.load(Ordering::Relaxed),
         "ledger stopped"
     );
     Ok(())
