@@ -88,10 +88,29 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn timestamp(&self, name: &'static str) -> Result<DateTime<Utc>, DecodeError> {
-        let millis = match self.get(name)? {
-            Value::TimestampMillis(n) | Value::Long(n) => *n,
-            other => return Err(DecodeError::shape(self.record, name, other)),
+        match self.get(name)? {
+            Value::TimestampMillis(n) | Value::Long(n) => self.millis(name, *n),
+            other => Err(DecodeError::shape(self.record, name, other)),
+        }
+    }
+
+    /// A nullable timestamp: `["null", {"type": "long", "logicalType": "timestamp-millis"}]`.
+    pub(crate) fn opt_timestamp(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<DateTime<Utc>>, DecodeError> {
+        let value = match self.get(name)? {
+            Value::Union(_, inner) => inner.as_ref(),
+            other => other,
         };
+        match value {
+            Value::Null => Ok(None),
+            Value::TimestampMillis(n) | Value::Long(n) => self.millis(name, *n).map(Some),
+            other => Err(DecodeError::shape(self.record, name, other)),
+        }
+    }
+
+    fn millis(&self, name: &'static str, millis: i64) -> Result<DateTime<Utc>, DecodeError> {
         Utc.timestamp_millis_opt(millis)
             .single()
             .ok_or(DecodeError::Shape {
@@ -99,6 +118,32 @@ impl<'a> Fields<'a> {
                 field: name,
                 detail: format!("timestamp out of range: {millis}"),
             })
+    }
+
+    /// An Avro enum field, read by its symbol (never by index, which belongs to the writer).
+    /// `parse` maps a symbol to the Rust value; an unknown symbol is a shape error.
+    pub(crate) fn enum_symbol<T>(
+        &self,
+        name: &'static str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<T, DecodeError> {
+        let symbol = match self.get(name)? {
+            Value::Enum(_, s) | Value::String(s) => s,
+            other => return Err(DecodeError::shape(self.record, name, other)),
+        };
+        parse(symbol).ok_or_else(|| DecodeError::Shape {
+            record: self.record,
+            field: name,
+            detail: format!("unknown enum symbol {symbol:?}"),
+        })
+    }
+
+    /// The items of an array field.
+    pub(crate) fn array(&self, name: &'static str) -> Result<&'a [Value], DecodeError> {
+        match self.get(name)? {
+            Value::Array(items) => Ok(items),
+            other => Err(DecodeError::shape(self.record, name, other)),
+        }
     }
 
     pub(crate) fn money(&self, name: &'static str) -> Result<WireMoney, DecodeError> {
@@ -130,6 +175,22 @@ pub(crate) fn timestamp(t: &DateTime<Utc>) -> Value {
     Value::TimestampMillis(t.timestamp_millis())
 }
 
+pub(crate) fn opt_timestamp(t: Option<&DateTime<Utc>>) -> Value {
+    match t {
+        None => Value::Union(0, Box::new(Value::Null)),
+        Some(t) => Value::Union(1, Box::new(timestamp(t))),
+    }
+}
+
+/// An Avro enum value: `index` is the symbol's position in the schema's `symbols`.
+pub(crate) fn enum_symbol(index: u32, symbol: &str) -> Value {
+    Value::Enum(index, symbol.to_owned())
+}
+
+pub(crate) fn array(items: Vec<Value>) -> Value {
+    Value::Array(items)
+}
+
 pub(crate) fn opt_string(s: Option<&str>) -> Value {
     match s {
         None => Value::Union(0, Box::new(Value::Null)),
@@ -151,4 +212,31 @@ pub(crate) fn record(fields: Vec<(&'static str, Value)>) -> Value {
             .map(|(name, value)| (name.to_owned(), value))
             .collect(),
     )
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use apache_avro::Schema;
+    use apache_avro::reader::datum::GenericDatumReader;
+    use apache_avro::types::Value;
+    use apache_avro::writer::datum::GenericDatumWriter;
+
+    /// Writes `value` as Avro binary with `writer` (validating it against the schema) and reads
+    /// it back, resolved to `reader` when given. All bytes must be consumed.
+    pub(crate) fn through_bytes(writer: &Schema, value: &Value, reader: Option<&Schema>) -> Value {
+        let bytes = GenericDatumWriter::builder(writer)
+            .build()
+            .unwrap()
+            .write_value_to_vec(value.clone())
+            .unwrap_or_else(|e| panic!("does not fit the writer schema: {e}\n{value:?}"));
+        let mut rest = bytes.as_slice();
+        let read = GenericDatumReader::builder(writer)
+            .maybe_reader_schema(reader)
+            .build()
+            .unwrap()
+            .read_value(&mut rest)
+            .unwrap();
+        assert!(rest.is_empty(), "{} bytes left unread", rest.len());
+        read
+    }
 }

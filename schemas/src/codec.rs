@@ -17,7 +17,7 @@ use schema_registry_converter::schema_registry_common::{
 };
 use thiserror::Error;
 
-use crate::{PaymentCommand, PaymentEvent, SchemaError, Subject};
+use crate::{GatewayResult, PaymentCommand, PaymentEvent, SchemaError, Subject};
 
 /// Why a record could not be turned into a contract value. Every variant but
 /// [`DecodeError::RegistryUnavailable`] is a property of the record itself: retrying will not
@@ -107,6 +107,7 @@ fn value_kind(v: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Map(_) => "map",
         Value::Enum(..) => "enum",
+        Value::TimestampMillis(_) => "timestamp-millis",
         _ => "other",
     }
 }
@@ -121,6 +122,7 @@ pub struct RegistryCodec {
     decoder: AvroDecoder,
     commands: Reader,
     events: Reader,
+    results: Reader,
 }
 
 struct Reader {
@@ -182,6 +184,7 @@ impl RegistryCodec {
             decoder: AvroDecoder::new(settings()?),
             commands: Reader::new(Subject::COMMANDS)?,
             events: Reader::new(Subject::EVENTS)?,
+            results: Reader::new(Subject::GATEWAY_RESULTS)?,
         })
     }
 
@@ -191,6 +194,10 @@ impl RegistryCodec {
 
     pub async fn encode_event(&self, event: &PaymentEvent) -> Result<Vec<u8>, EncodeError> {
         self.encode(&self.events, event.to_value()).await
+    }
+
+    pub async fn encode_result(&self, result: &GatewayResult) -> Result<Vec<u8>, EncodeError> {
+        self.encode(&self.results, result.to_value()).await
     }
 
     pub async fn decode_command(
@@ -204,6 +211,11 @@ impl RegistryCodec {
     pub async fn decode_event(&self, bytes: Option<&[u8]>) -> Result<PaymentEvent, DecodeError> {
         let value = self.decode(&self.events, bytes).await?;
         PaymentEvent::from_value(&value)
+    }
+
+    pub async fn decode_result(&self, bytes: Option<&[u8]>) -> Result<GatewayResult, DecodeError> {
+        let value = self.decode(&self.results, bytes).await?;
+        GatewayResult::from_value(&value)
     }
 
     async fn encode(&self, reader: &Reader, value: Value) -> Result<Vec<u8>, EncodeError> {
@@ -243,14 +255,78 @@ impl RegistryCodec {
         if reader.is_identical(id, &writer.raw) {
             return Ok(decoded.value);
         }
-        decoded
-            .value
-            .resolve(&reader.schema)
-            .map_err(|e| DecodeError::Incompatible {
+        resolve_by_name(decoded.value, &writer.parsed, &reader.schema).map_err(|detail| {
+            DecodeError::Incompatible {
                 id,
                 subject: reader.subject.name,
-                detail: e.to_string(),
-            })
+                detail,
+            }
+        })
+    }
+}
+
+/// Resolves a value written with `writer` to `reader`, choosing the `body` union's branch by
+/// record name.
+///
+/// apache_avro's own resolution picks the first union branch whose fields the value has, not
+/// the branch with the writer's name: with same-shaped bodies (`PaymentCaptured` and
+/// `PaymentRefunded` both hold a payment id, an amount and postings) a refund would be read
+/// as a capture. So the envelope is resolved as usual and the body again, by name.
+fn resolve_by_name(value: Value, writer: &Schema, reader: &Schema) -> Result<Value, String> {
+    let body = match &value {
+        Value::Record(fields) => fields.iter().find_map(|(n, v)| match v {
+            Value::Union(i, inner) if n == "body" => Some((*i, inner.as_ref().clone())),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let mut resolved = value.resolve(reader).map_err(|e| e.to_string())?;
+    let Some((writer_branch, inner)) = body else {
+        return Ok(resolved);
+    };
+    let name = union_branch(writer, "body", |variants| {
+        variants
+            .get(writer_branch as usize)
+            .and_then(|v| v.name())
+            .map(|n| n.fullname(None))
+    })
+    .ok_or_else(|| format!("writer body branch {writer_branch} has no name"))?;
+    let (reader_branch, variant) = union_branch(reader, "body", |variants| {
+        variants
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.name().is_some_and(|n| n.fullname(None) == name))
+            .map(|(i, v)| (i, v.clone()))
+    })
+    .ok_or_else(|| format!("this build has no body branch {name}"))?;
+    let names = apache_avro::schema::ResolvedSchema::try_from(reader).map_err(|e| e.to_string())?;
+    let inner = inner
+        .resolve_with_names(&variant, names.get_names())
+        .map_err(|e| format!("{name}: {e}"))?;
+    if let Value::Record(fields) = &mut resolved
+        && let Some((_, slot)) = fields.iter_mut().find(|(n, _)| n == "body")
+    {
+        *slot = Value::Union(
+            u32::try_from(reader_branch).map_err(|e| e.to_string())?,
+            Box::new(inner),
+        );
+    }
+    Ok(resolved)
+}
+
+/// Applies `f` to the variants of the union field `field` of the record `schema`.
+fn union_branch<T>(
+    schema: &Schema,
+    field: &str,
+    f: impl FnOnce(&[Schema]) -> Option<T>,
+) -> Option<T> {
+    let Schema::Record(record) = schema else {
+        return None;
+    };
+    let field = record.fields.iter().find(|x| x.name == field)?;
+    match &field.schema {
+        Schema::Union(u) => f(u.variants()),
+        _ => None,
     }
 }
 
@@ -336,8 +412,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        AuthorizePayment, CommandBody, CommandRejected, EventBody, PaymentAuthorizationRequested,
-        WireMoney,
+        AuthorizationOutcome, AuthorizationResult, AuthorizePayment, CommandBody, CommandRejected,
+        EventBody, PaymentAuthorizationRequested, ResultBody, ResultSource, WireMoney,
     };
 
     fn command() -> PaymentCommand {
@@ -410,6 +486,85 @@ mod tests {
         }
     }
 
+    /// The newest commands schema with `issued_at` as a plain `long` (edited as JSON, so the
+    /// `.avsc` formatting does not matter).
+    fn commands_with_plain_long_issued_at() -> String {
+        let mut json: serde_json::Value =
+            serde_json::from_str(Subject::COMMANDS.latest_text()).unwrap();
+        let field = json["fields"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|f| f["name"] == "issued_at")
+            .expect("the commands schema has issued_at");
+        assert_eq!(field["type"]["logicalType"], "timestamp-millis");
+        field["type"] = serde_json::Value::from("long");
+        serde_json::to_string(&json).unwrap()
+    }
+
+    #[test]
+    fn a_gateway_result_round_trips_through_avro_bytes() {
+        let schema = Subject::GATEWAY_RESULTS.latest().unwrap();
+        let framer = Framer::new(&schema, 11).unwrap();
+        let result = GatewayResult {
+            result_id: Uuid::from_u128(11),
+            merchant_id: "m-1".into(),
+            payment_id: Uuid::from_u128(2),
+            processor: "stripe".into(),
+            occurred_at: Utc.timestamp_millis_opt(1_700_000_000_789).unwrap(),
+            body: ResultBody::Authorization(AuthorizationResult {
+                outcome: AuthorizationOutcome::Declined,
+                source: ResultSource::Webhook,
+                processor_reference: Some("ch_1".into()),
+                code: Some("do_not_honor".into()),
+                detail: "declined".into(),
+                expires_at: None,
+            }),
+        };
+        let bytes = framer.frame(&result.to_value()).unwrap();
+        let value = framer.unframe(&bytes).unwrap();
+        assert_eq!(GatewayResult::from_value(&value).unwrap(), result);
+    }
+
+    /// `decode` resolves data from any other writer schema with `Value::resolve`, and
+    /// apache_avro (0.22, also 0.23.0-rc0) picks a union branch by shape, not by record name:
+    /// the first branch whose fields the record has wins. Same-shaped bodies then read as an
+    /// earlier branch. Harmless for v1 writers (their bodies are unambiguous), wrong as soon as
+    /// a reader resolves data written with a v2 or later schema that is not identical to its own.
+    #[test]
+    fn same_shaped_bodies_keep_their_branch_through_resolution() {
+        let schema = Subject::COMMANDS.latest().unwrap();
+        let framer = Framer::new(&schema, 1).unwrap();
+        let refund = PaymentCommand {
+            body: CommandBody::RefundPayment(crate::RefundPayment {
+                payment_id: Uuid::from_u128(2),
+                amount: WireMoney {
+                    amount: "1.00".into(),
+                    currency: "GBP".into(),
+                },
+            }),
+            ..command()
+        };
+        let written = framer
+            .unframe(&framer.frame(&refund.to_value()).unwrap())
+            .unwrap();
+        // apache_avro alone picks the first branch that fits: the bug this guards against.
+        let naive = PaymentCommand::from_value(&written.clone().resolve(&schema).unwrap()).unwrap();
+        assert_ne!(naive, refund, "if apache_avro got fixed, resolve_by_name can go");
+        let resolved = resolve_by_name(written, &schema, &schema).unwrap();
+        assert_eq!(PaymentCommand::from_value(&resolved).unwrap(), refund);
+    }
+
+    #[test]
+    fn every_event_body_keeps_its_branch_through_resolution() {
+        let schema = Subject::EVENTS.latest().unwrap();
+        for event in crate::event::tests::events() {
+            let value = event.to_value();
+            let resolved = resolve_by_name(value, &schema, &schema).unwrap();
+            assert_eq!(PaymentEvent::from_value(&resolved).unwrap(), event);
+        }
+    }
+
     #[test]
     fn only_a_writer_schema_identical_to_ours_skips_resolution() {
         let reader = Reader::new(Subject::COMMANDS).unwrap();
@@ -417,15 +572,7 @@ mod tests {
         let reformatted = serde_json::to_string(&reader.json).unwrap();
         assert!(reader.is_identical(1, &reformatted));
         // Without the timestamp's logical type: must be resolved, not taken as is.
-        let plain_long = Subject::COMMANDS.latest_text().replace(
-            r#"{"type": "long", "logicalType": "timestamp-millis"}"#,
-            r#""long""#,
-        );
-        assert_ne!(
-            plain_long,
-            Subject::COMMANDS.latest_text(),
-            "the test must change the schema"
-        );
+        let plain_long = commands_with_plain_long_issued_at();
         assert!(!reader.is_identical(2, &plain_long));
         assert!(reader.is_identical(1, "not even JSON"), "remembered per id");
     }
@@ -433,11 +580,7 @@ mod tests {
     #[test]
     fn data_from_a_different_writer_schema_resolves_to_ours() {
         // A writer whose issued_at is a plain long: resolution makes it a timestamp again.
-        let text = Subject::COMMANDS.latest_text().replace(
-            r#"{"type": "long", "logicalType": "timestamp-millis"}"#,
-            r#""long""#,
-        );
-        let writer = Schema::parse_str(&text).unwrap();
+        let writer = Schema::parse_str(&commands_with_plain_long_issued_at()).unwrap();
         let reader = Subject::COMMANDS.latest().unwrap();
         let value = command().to_value();
         let apache_avro::types::Value::Record(mut fields) = value else {

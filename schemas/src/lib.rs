@@ -21,12 +21,25 @@ pub mod compat;
 mod error;
 pub mod event;
 pub mod registry;
+pub mod result;
 mod subject;
 
 pub use codec::{DecodeError, RegistryCodec};
-pub use command::{AuthorizePayment, CommandBody, PaymentCommand};
+pub use command::{
+    AuthorizePayment, CapturePayment, CommandBody, PaymentCommand, RefundPayment, RequestPayout,
+    VoidPayment,
+};
 pub use error::SchemaError;
-pub use event::{CommandRejected, EventBody, PaymentAuthorizationRequested, PaymentEvent};
+pub use event::{
+    CommandRejected, DisputeClosed, DisputeOpened, DisputeOutcome, EventBody,
+    PaymentAuthorizationFailed, PaymentAuthorizationRequested, PaymentAuthorizationUnknown,
+    PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentEvent, PaymentRefunded,
+    PaymentSettled, PaymentVoided, PayoutSent, Posting, PostingPhase, VoidReason,
+};
+pub use result::{
+    AuthorizationOutcome, AuthorizationResult, DisputeDecision, DisputeNotice, GatewayResult,
+    ResultBody, ResultSource, SettlementReport,
+};
 pub use subject::Subject;
 
 /// An exact amount as it travels on the wire: a decimal string in major units and an

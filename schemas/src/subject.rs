@@ -17,17 +17,29 @@ impl Subject {
     pub const COMMANDS: Subject = Subject {
         name: "payments.commands-value",
         topic: "payments.commands",
-        versions: &[include_str!("../avro/payments.commands-value/v1.avsc")],
+        versions: &[
+            include_str!("../avro/payments.commands-value/v1.avsc"),
+            include_str!("../avro/payments.commands-value/v2.avsc"),
+        ],
     };
 
     pub const EVENTS: Subject = Subject {
         name: "payments.events-value",
         topic: "payments.events",
-        versions: &[include_str!("../avro/payments.events-value/v1.avsc")],
+        versions: &[
+            include_str!("../avro/payments.events-value/v1.avsc"),
+            include_str!("../avro/payments.events-value/v2.avsc"),
+        ],
+    };
+
+    pub const GATEWAY_RESULTS: Subject = Subject {
+        name: "gateway.results-value",
+        topic: "gateway.results",
+        versions: &[include_str!("../avro/gateway.results-value/v1.avsc")],
     };
 
     /// Every subject payledger registers.
-    pub const ALL: [Subject; 2] = [Subject::COMMANDS, Subject::EVENTS];
+    pub const ALL: [Subject; 3] = [Subject::COMMANDS, Subject::EVENTS, Subject::GATEWAY_RESULTS];
 
     /// All versions' schema text, oldest first.
     pub fn versions(&self) -> &'static [&'static str] {
