@@ -1,39 +1,30 @@
-//! `decide`: given a merchant's state and a command, which events follow. Pure: no I/O, no
+//! `decide`: given a merchant's state and a command (or a gateway result), which events follow. Pure: no I/O, no
 //! clock (the time comes in), no randomness (event ids derive from the command).
 
 use chrono::{DateTime, Utc};
-use schemas::{
-    AuthorizePayment, CommandBody, CommandRejected, EventBody, PaymentAuthorizationRequested,
-    PaymentCommand, PaymentEvent, WireMoney,
-};
+use schemas::{CommandBody, CommandRejected, EventBody, GatewayResult, PaymentCommand, PaymentEvent};
 use uuid::Uuid;
 
-use crate::fingerprint::fingerprint;
-use crate::money::Money;
+use crate::fingerprint::{fingerprint, result_fingerprint};
+use crate::lifecycle;
 use crate::rejection::Rejection;
 use crate::state::{MAX_IDEMPOTENCY_KEYS_PER_MERCHANT, MerchantState};
-use crate::token::check_token;
 
-/// Processors payledger has gateways for.
-pub const PROCESSORS: [&str; 6] = [
-    "stripe",
-    "square",
-    "shuttle",
-    "bridgerpay",
-    "asiapay",
-    "pciproxy",
-];
+pub use crate::processor::PROCESSORS;
 
-/// What the ledger does with one command.
+/// What the ledger does with one command or gateway result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// New events to write, in order.
     Accept(Vec<PaymentEvent>),
-    /// The command is refused; write this one `CommandRejected` event.
+    /// The input is refused; write this one `CommandRejected` event.
     Reject(Box<PaymentEvent>),
     /// The same idempotency key with the same content was already decided: the original
     /// outcome stands and nothing new is written.
     Duplicate,
+    /// A gateway result that changes nothing (the outcome it reports is already recorded,
+    /// or is still unknown). Nothing is written.
+    NoChange,
 }
 
 impl Decision {
@@ -42,7 +33,7 @@ impl Decision {
         match self {
             Decision::Accept(events) => events,
             Decision::Reject(event) => vec![*event],
-            Decision::Duplicate => Vec::new(),
+            Decision::Duplicate | Decision::NoChange => Vec::new(),
         }
     }
 }
@@ -53,68 +44,106 @@ pub fn decide(
     command: &PaymentCommand,
     now: DateTime<Utc>,
 ) -> Decision {
+    let now = wire_time(now);
     let empty = MerchantState::default();
     let state = state.unwrap_or(&empty);
-    let fp = fingerprint(command);
     let envelope = Envelope {
-        command,
-        fingerprint: &fp,
+        cause: command.command_id,
+        merchant_id: &command.merchant_id,
+        key: command.idempotency_key.clone(),
+        payment_id: command_payment_id(&command.body),
+        fingerprint: fingerprint(command),
         next_sequence: state.sequence + 1,
         now,
     };
-    match state.idempotency.get(&command.idempotency_key) {
-        Some(seen) if *seen == fp => return Decision::Duplicate,
-        Some(_) => {
-            return Decision::Reject(Box::new(
-                envelope.rejection(&Rejection::IdempotencyKeyReused),
-            ));
-        }
-        None => {}
+    if let Some(settled) = envelope.replay(state) {
+        return settled;
     }
-    match check(state, command) {
+    let key = &command.idempotency_key;
+    let checked = if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        Err(Rejection::InvalidIdempotencyKey)
+    } else {
+        envelope.admissible(state).and_then(|()| {
+            lifecycle::on_command(state, &command.merchant_id, &command.body, now)
+        })
+    };
+    match checked {
         Ok(body) => Decision::Accept(vec![envelope.event(0, body)]),
         Err(rejection) => Decision::Reject(Box::new(envelope.rejection(&rejection))),
     }
 }
 
-/// Validates the command and returns the body of the event it causes.
-fn check(state: &MerchantState, command: &PaymentCommand) -> Result<EventBody, Rejection> {
-    if !valid_merchant_id(&command.merchant_id) {
-        return Err(Rejection::InvalidMerchantId);
+/// Decides a gateway result. Its idempotency key is `gateway-result:<result_id>`: a
+/// redelivered result is a duplicate, a different result under a reused id is refused.
+pub fn decide_result(
+    state: Option<&MerchantState>,
+    result: &GatewayResult,
+    now: DateTime<Utc>,
+) -> Decision {
+    let now = wire_time(now);
+    let empty = MerchantState::default();
+    let state = state.unwrap_or(&empty);
+    let envelope = Envelope {
+        cause: result.result_id,
+        merchant_id: &result.merchant_id,
+        key: result_key(result.result_id),
+        payment_id: Some(result.payment_id),
+        fingerprint: result_fingerprint(result),
+        next_sequence: state.sequence + 1,
+        now,
+    };
+    if let Some(settled) = envelope.replay(state) {
+        return settled;
     }
-    let key = &command.idempotency_key;
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Rejection::InvalidIdempotencyKey);
-    }
-    if state.idempotency.len() >= MAX_IDEMPOTENCY_KEYS_PER_MERCHANT {
-        return Err(Rejection::MerchantStateFull);
-    }
-    match &command.body {
-        CommandBody::AuthorizePayment(a) => authorize(state, a),
+    let checked = envelope
+        .admissible(state)
+        .and_then(|()| lifecycle::on_result(state, &result.merchant_id, result, now));
+    match checked {
+        Ok(Some(body)) => Decision::Accept(vec![envelope.event(0, body)]),
+        Ok(None) => Decision::NoChange,
+        Err(rejection) => Decision::Reject(Box::new(envelope.rejection(&rejection))),
     }
 }
 
-fn authorize(state: &MerchantState, a: &AuthorizePayment) -> Result<EventBody, Rejection> {
-    let money =
-        Money::parse(&a.amount.amount, &a.amount.currency).map_err(Rejection::InvalidMoney)?;
-    if !PROCESSORS.contains(&a.processor.as_str()) {
-        return Err(Rejection::UnknownProcessor(a.processor.clone()));
-    }
-    check_token(&a.payment_token)?;
-    if state.payments.contains_key(&a.payment_id) {
-        return Err(Rejection::DuplicatePayment);
-    }
-    Ok(EventBody::PaymentAuthorizationRequested(
-        PaymentAuthorizationRequested {
-            payment_id: a.payment_id,
-            amount: WireMoney {
-                amount: money.canonical_amount(),
-                currency: money.currency().code().to_owned(),
-            },
-            processor: a.processor.clone(),
-            payment_token: a.payment_token.clone(),
-        },
-    ))
+/// The idempotency key a gateway result is recorded under.
+pub fn result_key(result_id: Uuid) -> String {
+    format!("gateway-result:{result_id}")
+}
+
+/// Voids every approved authorization of the merchant whose hold expired at `now`, as one
+/// `PaymentVoided` (reason `EXPIRED`) per payment. Deterministic: each expiry's ids derive
+/// from its payment, so deciding it twice writes identical events.
+pub fn expire(
+    state: &MerchantState,
+    merchant_id: &str,
+    now: DateTime<Utc>,
+) -> Vec<PaymentEvent> {
+    let now = wire_time(now);
+    lifecycle::expired(state, merchant_id, now)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (payment_id, body))| {
+            let cause = derived_id(b"payledger.expiry.v1", payment_id.as_bytes());
+            let envelope = Envelope {
+                cause,
+                merchant_id,
+                key: format!("expiry:{payment_id}"),
+                payment_id: Some(payment_id),
+                fingerprint: hex(&sha(b"payledger.expiry.v1", payment_id.as_bytes())),
+                next_sequence: state.sequence + 1 + i as i64,
+                now,
+            };
+            envelope.event(0, body)
+        })
+        .collect()
+}
+
+/// `now` at the precision events carry (Avro `timestamp-millis`): a time derived from it and
+/// kept in the state (an expiry) must be the same whether the state was built live or
+/// replayed from the topic.
+pub(crate) fn wire_time(now: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
 fn valid_merchant_id(id: &str) -> bool {
@@ -125,28 +154,61 @@ fn valid_merchant_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-/// The fields every event of one command shares.
+fn command_payment_id(body: &CommandBody) -> Option<Uuid> {
+    match body {
+        CommandBody::AuthorizePayment(a) => Some(a.payment_id),
+        CommandBody::CapturePayment(c) => Some(c.payment_id),
+        CommandBody::VoidPayment(v) => Some(v.payment_id),
+        CommandBody::RefundPayment(r) => Some(r.payment_id),
+        CommandBody::RequestPayout(_) => None,
+    }
+}
+
+/// The fields every event of one input shares.
 struct Envelope<'a> {
-    command: &'a PaymentCommand,
-    fingerprint: &'a str,
+    /// The command id or gateway result id.
+    cause: Uuid,
+    merchant_id: &'a str,
+    key: String,
+    payment_id: Option<Uuid>,
+    fingerprint: String,
     next_sequence: i64,
     now: DateTime<Utc>,
 }
 
 impl Envelope<'_> {
+    /// The outcome of an input whose key was seen before, if it was.
+    fn replay(&self, state: &MerchantState) -> Option<Decision> {
+        match state.idempotency.get(&self.key) {
+            Some(seen) if *seen == self.fingerprint => Some(Decision::Duplicate),
+            Some(_) => Some(Decision::Reject(Box::new(
+                self.rejection(&Rejection::IdempotencyKeyReused),
+            ))),
+            None => None,
+        }
+    }
+
+    /// Checks that apply to every input before its own rules.
+    fn admissible(&self, state: &MerchantState) -> Result<(), Rejection> {
+        if !valid_merchant_id(self.merchant_id) {
+            return Err(Rejection::InvalidMerchantId);
+        }
+        if state.idempotency.len() >= MAX_IDEMPOTENCY_KEYS_PER_MERCHANT {
+            return Err(Rejection::MerchantStateFull);
+        }
+        Ok(())
+    }
+
     fn event(&self, index: u8, body: EventBody) -> PaymentEvent {
-        let payment_id = match &body {
-            EventBody::PaymentAuthorizationRequested(e) => Some(e.payment_id),
-            EventBody::CommandRejected(_) => self.command_payment_id(),
-        };
+        let payment_id = body_payment_id(&body).or(self.payment_id);
         PaymentEvent {
-            event_id: event_id(self.command.command_id, index),
-            merchant_id: self.command.merchant_id.clone(),
+            event_id: event_id(self.cause, index),
+            merchant_id: self.merchant_id.to_owned(),
             merchant_sequence: self.next_sequence + i64::from(index),
             payment_id,
-            command_id: self.command.command_id,
-            idempotency_key: self.command.idempotency_key.clone(),
-            command_fingerprint: self.fingerprint.to_owned(),
+            command_id: self.cause,
+            idempotency_key: self.key.clone(),
+            command_fingerprint: self.fingerprint.clone(),
             occurred_at: self.now,
             body,
         }
@@ -161,32 +223,59 @@ impl Envelope<'_> {
             }),
         )
     }
+}
 
-    fn command_payment_id(&self) -> Option<Uuid> {
-        match &self.command.body {
-            CommandBody::AuthorizePayment(a) => Some(a.payment_id),
-        }
+/// The payment an event is about, if any.
+pub fn body_payment_id(body: &EventBody) -> Option<Uuid> {
+    match body {
+        EventBody::PaymentAuthorizationRequested(e) => Some(e.payment_id),
+        EventBody::CommandRejected(_) | EventBody::PayoutSent(_) => None,
+        EventBody::PaymentAuthorized(e) => Some(e.payment_id),
+        EventBody::PaymentDeclined(e) => Some(e.payment_id),
+        EventBody::PaymentAuthorizationFailed(e) => Some(e.payment_id),
+        EventBody::PaymentAuthorizationUnknown(e) => Some(e.payment_id),
+        EventBody::PaymentCaptured(e) => Some(e.payment_id),
+        EventBody::PaymentVoided(e) => Some(e.payment_id),
+        EventBody::PaymentRefunded(e) => Some(e.payment_id),
+        EventBody::PaymentSettled(e) => Some(e.payment_id),
+        EventBody::DisputeOpened(e) => Some(e.payment_id),
+        EventBody::DisputeClosed(e) => Some(e.payment_id),
     }
 }
 
 /// A deterministic event id: the same command always yields the same ids, so a re-decided
 /// command (after an aborted transaction) writes events indistinguishable from the first try.
 pub fn event_id(command_id: Uuid, index: u8) -> Uuid {
+    let mut input = [0u8; 17];
+    input[..16].copy_from_slice(command_id.as_bytes());
+    input[16] = index;
+    derived_id(b"payledger.event-id.v1", &input)
+}
+
+fn sha(domain: &[u8], input: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::new()
-        .chain_update(b"payledger.event-id.v1")
-        .chain_update(command_id.as_bytes())
-        .chain_update([index])
-        .finalize();
+    Sha256::new()
+        .chain_update(domain)
+        .chain_update(input)
+        .finalize()
+        .into()
+}
+
+fn derived_id(domain: &[u8], input: &[u8]) -> Uuid {
+    let digest = sha(domain, input);
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     Uuid::new_v8(bytes)
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use schemas::CommandBody;
+    use schemas::{AuthorizePayment, CommandBody, WireMoney};
 
     use super::*;
     use crate::evolve::evolve;
@@ -270,12 +359,16 @@ mod tests {
     fn invalid_commands_are_rejected_with_their_reason() {
         let mut bad_token = authorize_cmd(2, "1.00", "USD");
         {
-            let CommandBody::AuthorizePayment(a) = &mut bad_token.body;
+            let CommandBody::AuthorizePayment(a) = &mut bad_token.body else {
+                unreachable!()
+            };
             a.payment_token = "4111 1111 1111 1111".into();
         }
         let mut bad_processor = authorize_cmd(3, "1.00", "USD");
         {
-            let CommandBody::AuthorizePayment(a) = &mut bad_processor.body;
+            let CommandBody::AuthorizePayment(a) = &mut bad_processor.body else {
+                unreachable!()
+            };
             a.processor = "paypal".into();
         }
         let mut bad_merchant = authorize_cmd(4, "1.00", "USD");
@@ -319,7 +412,9 @@ mod tests {
 
         let mut changed = first.clone();
         {
-            let CommandBody::AuthorizePayment(a) = &mut changed.body;
+            let CommandBody::AuthorizePayment(a) = &mut changed.body else {
+                unreachable!()
+            };
             a.amount.amount = "26.00".into();
         }
         let decision = decide(Some(&state), &changed, now());

@@ -32,14 +32,19 @@
 //! }
 //! ```
 
+pub mod account;
+pub mod balance;
 pub mod decide;
 pub mod evolve;
 pub mod fingerprint;
 pub mod kafka;
+pub mod lifecycle;
 pub mod money;
+pub mod processor;
 pub mod rejection;
 pub mod service;
+pub mod snapshot;
 pub mod state;
 pub mod token;
 
-pub use decide::PROCESSORS;
+pub use processor::PROCESSORS;

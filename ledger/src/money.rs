@@ -174,6 +174,32 @@ impl Money {
         })
     }
 
+    /// Parses a fee: like [`Money::parse`], except that zero is allowed (`Ok(None)`).
+    pub fn parse_fee(amount: &str, currency: &str) -> Result<Option<Money>, MoneyError> {
+        match Money::parse(amount, currency) {
+            Err(MoneyError::NotPositive) if Decimal::from_str(amount) == Ok(Decimal::ZERO) => {
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
+    }
+
+    /// An amount computed from others of the same currency (a remainder, a net). `None` when
+    /// it is not positive. Panics if the value has more decimals than the currency: the
+    /// inputs were exact in this currency, so sums and differences are too.
+    pub fn from_decimal(amount: Decimal, currency: Currency) -> Option<Money> {
+        if amount <= Decimal::ZERO {
+            return None;
+        }
+        let mut scaled = amount;
+        scaled.rescale(currency.exponent);
+        assert_eq!(scaled, amount, "{amount} does not fit {currency}");
+        Some(Money {
+            amount: scaled,
+            currency,
+        })
+    }
+
     pub fn amount(&self) -> Decimal {
         self.amount
     }
@@ -185,6 +211,14 @@ impl Money {
     /// The amount with exactly the currency's number of decimals: `"10.50"`, `"1000"`, `"1.234"`.
     pub fn canonical_amount(&self) -> String {
         self.amount.to_string()
+    }
+
+    /// The amount as it travels on the wire.
+    pub fn to_wire(&self) -> schemas::WireMoney {
+        schemas::WireMoney {
+            amount: self.canonical_amount(),
+            currency: self.currency.code.to_owned(),
+        }
     }
 }
 
