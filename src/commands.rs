@@ -98,11 +98,12 @@ pub async fn schemas_check() -> Result<()> {
     Ok(())
 }
 
-pub async fn run_ledger(instance_id: String, max_batch: usize) -> Result<()> {
+pub async fn run_ledger(instance_id: String, max_batch: usize, snapshot_every: u64) -> Result<()> {
     let config = LedgerConfig {
         settings: kafka(Role::Ledger)?,
         instance_id,
         max_batch,
+        snapshot_every,
     };
     let codec = codec()?;
     let stop = stop_on_signal();
@@ -118,6 +119,8 @@ pub async fn run_ledger(instance_id: String, max_batch: usize) -> Result<()> {
         dead_letters = stats.dead_letters.load(Ordering::Relaxed),
         batches = stats.batches_committed.load(Ordering::Relaxed),
         aborted_batches = stats.aborts.load(Ordering::Relaxed),
+        expiries = stats.expiries.load(Ordering::Relaxed),
+        snapshots = stats.snapshots.load(Ordering::Relaxed),
         "ledger stopped"
     );
     Ok(())

@@ -29,17 +29,76 @@ pub(crate) fn reader(topic: &str) -> Result<(StreamConsumer<ReaderContext>, usiz
     Ok((consumer, n as usize))
 }
 
+fn money(m: &schemas::WireMoney) -> serde_json::Value {
+    serde_json::json!({"amount": m.amount, "currency": m.currency})
+}
+
+fn postings(ps: &[schemas::Posting]) -> serde_json::Value {
+    ps.iter()
+        .map(|p| {
+            serde_json::json!({
+                "debit": p.debit_account, "credit": p.credit_account,
+                "amount": p.amount.amount, "currency": p.amount.currency,
+                "phase": format!("{:?}", p.phase),
+            })
+        })
+        .collect()
+}
+
 pub fn event_json(e: &PaymentEvent) -> serde_json::Value {
+    use serde_json::json;
     let body = match &e.body {
-        EventBody::PaymentAuthorizationRequested(b) => serde_json::json!({
-            "payment_id": b.payment_id, "amount": b.amount.amount, "currency": b.amount.currency,
+        EventBody::PaymentAuthorizationRequested(b) => json!({
+            "payment_id": b.payment_id, "amount": money(&b.amount),
             "processor": b.processor, "payment_token": b.payment_token,
         }),
-        EventBody::CommandRejected(b) => serde_json::json!({
+        EventBody::CommandRejected(b) => json!({
             "reason_code": b.reason_code, "detail": b.detail,
         }),
+        EventBody::PaymentAuthorized(b) => json!({
+            "payment_id": b.payment_id, "amount": money(&b.amount),
+            "processor_reference": b.processor_reference,
+            "expires_at": b.expires_at.to_rfc3339(), "postings": postings(&b.postings),
+        }),
+        EventBody::PaymentDeclined(b) => json!({
+            "payment_id": b.payment_id, "decline_code": b.decline_code, "detail": b.detail,
+        }),
+        EventBody::PaymentAuthorizationFailed(b) => json!({
+            "payment_id": b.payment_id, "error_code": b.error_code, "detail": b.detail,
+        }),
+        EventBody::PaymentAuthorizationUnknown(b) => json!({
+            "payment_id": b.payment_id, "detail": b.detail,
+        }),
+        EventBody::PaymentCaptured(b) => json!({
+            "payment_id": b.payment_id, "amount": money(&b.amount), "postings": postings(&b.postings),
+        }),
+        EventBody::PaymentVoided(b) => json!({
+            "payment_id": b.payment_id, "released": money(&b.released),
+            "reason": format!("{:?}", b.reason), "postings": postings(&b.postings),
+        }),
+        EventBody::PaymentRefunded(b) => json!({
+            "payment_id": b.payment_id, "amount": money(&b.amount), "postings": postings(&b.postings),
+        }),
+        EventBody::PaymentSettled(b) => json!({
+            "payment_id": b.payment_id, "settlement_id": b.settlement_id,
+            "amount": money(&b.amount), "fee": money(&b.fee), "bank_account": b.bank_account,
+            "postings": postings(&b.postings),
+        }),
+        EventBody::DisputeOpened(b) => json!({
+            "payment_id": b.payment_id, "dispute_id": b.dispute_id, "amount": money(&b.amount),
+            "reason": b.reason, "postings": postings(&b.postings),
+        }),
+        EventBody::DisputeClosed(b) => json!({
+            "payment_id": b.payment_id, "dispute_id": b.dispute_id,
+            "outcome": format!("{:?}", b.outcome), "amount": money(&b.amount),
+            "postings": postings(&b.postings),
+        }),
+        EventBody::PayoutSent(b) => json!({
+            "payout_id": b.payout_id, "amount": money(&b.amount), "bank_account": b.bank_account,
+            "postings": postings(&b.postings),
+        }),
     };
-    serde_json::json!({
+    json!({
         "type": e.kind(), "event_id": e.event_id, "merchant_id": e.merchant_id,
         "merchant_sequence": e.merchant_sequence, "payment_id": e.payment_id,
         "command_id": e.command_id, "idempotency_key": e.idempotency_key,

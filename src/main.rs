@@ -42,13 +42,16 @@ enum Command {
         #[command(subcommand)]
         action: SchemasAction,
     },
-    /// Run the ledger: commands in, events out, exactly once.
+    /// Run the ledger: commands and gateway results in, events out, exactly once.
     Ledger {
         /// Stable per instance; the transactional id derives from it.
         #[arg(long, env = "PAYLEDGER_INSTANCE_ID", default_value = "0")]
         instance_id: String,
         #[arg(long, default_value_t = ledger::service::MAX_BATCH)]
         max_batch: usize,
+        /// Snapshot a partition's state after this many events (0: never).
+        #[arg(long, env = "PAYLEDGER_SNAPSHOT_EVERY", default_value_t = ledger::service::SNAPSHOT_EVERY)]
+        snapshot_every: u64,
     },
     /// Run the PostgreSQL projector: events in, read-model rows out.
     Project,
@@ -142,7 +145,8 @@ fn main() -> Result<()> {
             Command::Ledger {
                 instance_id,
                 max_batch,
-            } => commands::run_ledger(instance_id, max_batch).await,
+                snapshot_every,
+            } => commands::run_ledger(instance_id, max_batch, snapshot_every).await,
             Command::Project => commands::run_projector().await,
             Command::Publish { command } => commands::publish(command).await,
             Command::Demo { payments } => commands::demo(payments).await,

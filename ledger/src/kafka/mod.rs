@@ -7,6 +7,7 @@ pub mod dlq;
 pub mod headers;
 pub mod publisher;
 pub mod restore;
+pub mod snapshots;
 mod secret;
 pub mod topics;
 

@@ -6,10 +6,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::codec::EncodeError;
-use schemas::{PaymentCommand, RegistryCodec};
+use schemas::{GatewayResult, PaymentCommand, RegistryCodec};
 use thiserror::Error;
 
-use super::topics::COMMANDS;
+use super::topics::{COMMANDS, GATEWAY_RESULTS};
 use super::{KafkaSettings, headers};
 
 #[derive(Debug, Error)]
@@ -27,8 +27,8 @@ pub struct Published {
     pub offset: i64,
 }
 
-/// Sends commands to `payments.commands`, keyed by `merchant_id`, with an idempotent
-/// `acks=all` producer.
+/// Sends commands to `payments.commands` (or, with the gateway principal, processor results to
+/// `gateway.results`), keyed by `merchant_id`, with an idempotent `acks=all` producer.
 pub struct CommandPublisher {
     producer: FutureProducer,
     codec: std::sync::Arc<RegistryCodec>,
@@ -56,18 +56,43 @@ impl CommandPublisher {
         if let Some(tp) = traceparent {
             hdrs = headers::with(hdrs, headers::TRACEPARENT, tp);
         }
-        self.send_raw(command.merchant_id.as_bytes(), &bytes, hdrs)
+        self.send_to(COMMANDS, command.merchant_id.as_bytes(), &bytes, hdrs)
             .await
     }
 
-    /// Sends bytes as they are (tools and tests that need a malformed record).
+    /// Encodes and sends one gateway result to `gateway.results`, as a gateway worker or the
+    /// webhook receiver does. Needs a principal allowed to write there (the gateway's).
+    pub async fn publish_result(&self, result: &GatewayResult) -> Result<Published, PublishError> {
+        let bytes = self.codec.encode_result(result).await?;
+        self.send_to(
+            GATEWAY_RESULTS,
+            result.merchant_id.as_bytes(),
+            &bytes,
+            OwnedHeaders::new(),
+        )
+        .await
+    }
+
+    /// Sends bytes as they are to `payments.commands` (tools and tests that need a malformed
+    /// record).
     pub async fn send_raw(
         &self,
         key: &[u8],
         payload: &[u8],
         hdrs: OwnedHeaders,
     ) -> Result<Published, PublishError> {
-        let record = FutureRecord::to(COMMANDS)
+        self.send_to(COMMANDS, key, payload, hdrs).await
+    }
+
+    /// Sends bytes as they are to `topic`.
+    pub async fn send_to(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        hdrs: OwnedHeaders,
+    ) -> Result<Published, PublishError> {
+        let record = FutureRecord::to(topic)
             .key(key)
             .payload(payload)
             .headers(hdrs);

@@ -9,9 +9,13 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use schemas::{DecodeError, PaymentEvent};
 use thiserror::Error;
 
+use tracing::warn;
+
 use super::KafkaSettings;
+use super::snapshots::{self, LoadError, Manifest};
 use super::topics::EVENTS;
 use crate::evolve::{EvolveError, evolve};
+use crate::snapshot;
 use crate::state::PartitionState;
 
 #[derive(Debug, Error)]
@@ -39,34 +43,69 @@ pub enum RestoreError {
 /// How long a restore may take before the ledger gives up (and its supervisor restarts it).
 pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Reads every committed event of `partitions`, from the start, in one pass with one client,
-/// and folds them into one state per partition. `decode` turns a record's bytes into an event
-/// (it is the codec, behind whatever runtime the caller uses). An event that does not decode
-/// or apply stops the restore: the events topic is written only by the ledger, so such an
-/// event is a bug to look at, not to skip.
+/// Where a restore starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The newest usable snapshot of each partition, then the events after it.
+    Snapshot,
+    /// Every event from the beginning (an audit, or a snapshot that did not line up).
+    Beginning,
+}
+
+/// Reads every committed event of `partitions` (after the newest snapshot, if asked), in one
+/// pass with one client, and folds them into one state per partition. `decode` turns a
+/// record's bytes into an event (it is the codec, behind whatever runtime the caller uses).
+/// An event that does not decode or apply stops the restore: the events topic is written
+/// only by the ledger, so such an event is a bug to look at, not to skip. The one exception:
+/// when the first events after a snapshot do not apply to it, the snapshot is distrusted and
+/// that partition is rebuilt from the beginning.
 pub fn restore_partitions(
     settings: &KafkaSettings,
     partitions: &[i32],
+    from: StartFrom,
     decode: impl Fn(Option<&[u8]>) -> Result<PaymentEvent, DecodeError>,
 ) -> Result<HashMap<i32, Restored>, RestoreError> {
+    let mut out: HashMap<i32, Restored> = partitions
+        .iter()
+        .map(|&p| (p, Restored::default()))
+        .collect();
+    if from == StartFrom::Snapshot {
+        match snapshots::load_latest(settings, partitions, RESTORE_TIMEOUT) {
+            Ok(found) => {
+                for (partition, (manifest, bytes)) in found {
+                    match snapshot::decode(&bytes) {
+                        Ok(state) => {
+                            let r = out.get_mut(&partition).expect("asked for");
+                            r.state = state;
+                            r.next_offset = manifest.events_offset;
+                            r.snapshot = Some(manifest);
+                        }
+                        Err(e) => warn!(partition, error = %e, "snapshot unusable; rebuilding from all events"),
+                    }
+                }
+            }
+            Err(LoadError::Kafka(e)) => return Err(e.into()),
+            Err(e) => warn!(error = %e, "snapshots unusable; rebuilding from all events"),
+        }
+    }
+
     let mut config = settings.reader_to_end();
     // Reaching the end of a partition should not cost a full fetch wait.
     config.set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer = config.create()?;
-    let mut out: HashMap<i32, Restored> = HashMap::new();
     let mut tpl = TopicPartitionList::new();
     for &partition in partitions {
-        out.insert(partition, Restored::default());
         let (low, high) = consumer.fetch_watermarks(EVENTS, partition, Duration::from_secs(30))?;
-        if high > low {
-            tpl.add_partition_offset(EVENTS, partition, Offset::Beginning)?;
+        let start = out[&partition].next_offset.max(low);
+        if high > start {
+            tpl.add_partition_offset(EVENTS, partition, Offset::Offset(start))?;
         }
     }
     let mut open: HashSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-    if open.is_empty() {
-        return Ok(out);
+    let mut distrusted: Vec<i32> = Vec::new();
+    if !open.is_empty() {
+        consumer.assign(&tpl)?;
     }
-    consumer.assign(&tpl)?;
     let started = Instant::now();
     while !open.is_empty() {
         if started.elapsed() > RESTORE_TIMEOUT {
@@ -83,6 +122,9 @@ pub fn restore_partitions(
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(message)) => {
                 let (partition, offset) = (message.partition(), message.offset());
+                if distrusted.contains(&partition) {
+                    continue;
+                }
                 let event = decode(message.payload()).map_err(|source| RestoreError::Decode {
                     partition,
                     offset,
@@ -90,14 +132,26 @@ pub fn restore_partitions(
                 })?;
                 let restored = out.get_mut(&partition).expect("assigned above");
                 let merchant = restored.state.merchant_mut(&event.merchant_id);
-                evolve(merchant, &event).map_err(|source| RestoreError::Evolve {
-                    partition,
-                    offset,
-                    source,
-                })?;
+                if let Err(source) = evolve(merchant, &event) {
+                    if restored.snapshot.is_some() {
+                        warn!(partition, offset, error = %source, "events do not follow the snapshot; rebuilding the partition from all events");
+                        distrusted.push(partition);
+                        continue;
+                    }
+                    return Err(RestoreError::Evolve {
+                        partition,
+                        offset,
+                        source,
+                    });
+                }
                 restored.events += 1;
+                restored.next_offset = offset + 1;
             }
         }
+    }
+    if !distrusted.is_empty() {
+        let rebuilt = restore_partitions(settings, &distrusted, StartFrom::Beginning, decode)?;
+        out.extend(rebuilt);
     }
     Ok(out)
 }
@@ -106,6 +160,10 @@ pub fn restore_partitions(
 #[derive(Debug, Default)]
 pub struct Restored {
     pub state: PartitionState,
-    /// How many events were applied.
+    /// How many events were applied (after the snapshot, if one was used).
     pub events: u64,
+    /// The events offset after the last event applied: where the next event will be.
+    pub next_offset: i64,
+    /// The snapshot the restore started from.
+    pub snapshot: Option<Manifest>,
 }
