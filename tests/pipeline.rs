@@ -33,7 +33,9 @@ impl Expected {
 }
 
 fn body_amount(cmd: &PaymentCommand) -> (String, String) {
-    let CommandBody::AuthorizePayment(a) = &cmd.body;
+    let CommandBody::AuthorizePayment(a) = &cmd.body else {
+        unreachable!("the plan holds authorizations")
+    };
     (a.amount.amount.clone(), a.amount.currency.clone())
 }
 
@@ -220,7 +222,9 @@ async fn exactly_once_across_a_kill_9_of_the_ledger() {
     );
     reuse_key.command_id = uuid::Uuid::new_v4();
     let mut reuse_payment = authorize(&original.merchant_id, "k-reuse-payment", "1.00", "GBP");
-    let CommandBody::AuthorizePayment(a) = &mut reuse_payment.body;
+    let CommandBody::AuthorizePayment(a) = &mut reuse_payment.body else {
+        unreachable!()
+    };
     a.payment_id = first.payment_id;
     publisher.publish(&reuse_key, None).await.unwrap();
     publisher.publish(&reuse_payment, None).await.unwrap();
@@ -484,11 +488,15 @@ async fn invalid_commands_each_get_a_rejection_with_the_right_reason() {
         (authorize(&m, "r5", "three", "EUR"), "invalid_amount"),
     ];
     let mut pan = authorize(&m, "r6", "5.00", "EUR");
-    let CommandBody::AuthorizePayment(a) = &mut pan.body;
+    let CommandBody::AuthorizePayment(a) = &mut pan.body else {
+        unreachable!()
+    };
     a.payment_token = "4111111111111111".into();
     cases.push((pan, "card_number_rejected"));
     let mut processor = authorize(&m, "r7", "5.00", "EUR");
-    let CommandBody::AuthorizePayment(a) = &mut processor.body;
+    let CommandBody::AuthorizePayment(a) = &mut processor.body else {
+        unreachable!()
+    };
     a.processor = "acme-pay".into();
     cases.push((processor, "unknown_processor"));
     for (cmd, _) in &cases {

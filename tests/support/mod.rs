@@ -19,7 +19,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use schemas::{
-    AuthorizePayment, CommandBody, PaymentCommand, PaymentEvent, RegistryCodec, WireMoney,
+    AuthorizationOutcome, AuthorizationResult, AuthorizePayment, CapturePayment, CommandBody,
+    DisputeDecision, DisputeNotice, DisputeOutcome, GatewayResult, PaymentCommand, PaymentEvent,
+    RefundPayment, RegistryCodec, RequestPayout, ResultBody, ResultSource, SettlementReport,
+    VoidPayment, WireMoney,
 };
 use uuid::Uuid;
 
@@ -189,6 +192,11 @@ impl Stack {
         CommandPublisher::new(&self.kafka(Role::Cli), self.codec()).expect("publisher")
     }
 
+    /// Publishes gateway results with the gateway's principal, as gateway workers will.
+    pub fn gateway_publisher(&self) -> CommandPublisher {
+        CommandPublisher::new(&self.kafka(Role::Gateway), self.codec()).expect("publisher")
+    }
+
     pub async fn db(&self) -> sqlx::PgPool {
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
@@ -237,6 +245,20 @@ impl Service {
         Service::start(
             &format!("ledger-{instance}"),
             &["ledger", "--instance-id", instance],
+        )
+    }
+
+    /// A ledger that snapshots a partition after every `every` events.
+    pub fn ledger_snapshotting(instance: &str, every: u64) -> Service {
+        Service::start(
+            &format!("ledger-{instance}"),
+            &[
+                "ledger",
+                "--instance-id",
+                instance,
+                "--snapshot-every",
+                &every.to_string(),
+            ],
         )
     }
 
@@ -427,4 +449,148 @@ pub fn authorize(merchant: &str, key: &str, amount: &str, currency: &str) -> Pay
             payment_token: "tok_visa".to_owned(),
         }),
     }
+}
+
+pub fn money(amount: &str, currency: &str) -> WireMoney {
+    WireMoney {
+        amount: amount.to_owned(),
+        currency: currency.to_owned(),
+    }
+}
+
+fn command(merchant: &str, key: &str, body: CommandBody) -> PaymentCommand {
+    PaymentCommand {
+        command_id: Uuid::new_v4(),
+        idempotency_key: key.to_owned(),
+        merchant_id: merchant.to_owned(),
+        issued_at: chrono::Utc::now(),
+        body,
+    }
+}
+
+pub fn capture(merchant: &str, key: &str, payment_id: Uuid, amount: &str, currency: &str) -> PaymentCommand {
+    command(
+        merchant,
+        key,
+        CommandBody::CapturePayment(CapturePayment {
+            payment_id,
+            amount: money(amount, currency),
+        }),
+    )
+}
+
+pub fn void(merchant: &str, key: &str, payment_id: Uuid) -> PaymentCommand {
+    command(merchant, key, CommandBody::VoidPayment(VoidPayment { payment_id }))
+}
+
+pub fn refund(merchant: &str, key: &str, payment_id: Uuid, amount: &str, currency: &str) -> PaymentCommand {
+    command(
+        merchant,
+        key,
+        CommandBody::RefundPayment(RefundPayment {
+            payment_id,
+            amount: money(amount, currency),
+        }),
+    )
+}
+
+pub fn payout(merchant: &str, key: &str, amount: &str, currency: &str, bank: &str) -> PaymentCommand {
+    command(
+        merchant,
+        key,
+        CommandBody::RequestPayout(RequestPayout {
+            payout_id: Uuid::new_v4(),
+            amount: money(amount, currency),
+            bank_account: bank.to_owned(),
+        }),
+    )
+}
+
+/// The payment id of an `AuthorizePayment`.
+pub fn payment_id(cmd: &PaymentCommand) -> Uuid {
+    match &cmd.body {
+        CommandBody::AuthorizePayment(a) => a.payment_id,
+        other => panic!("not an authorization: {other:?}"),
+    }
+}
+
+fn result(merchant: &str, payment_id: Uuid, body: ResultBody) -> GatewayResult {
+    GatewayResult {
+        result_id: Uuid::new_v4(),
+        merchant_id: merchant.to_owned(),
+        payment_id,
+        processor: "stripe".to_owned(),
+        occurred_at: chrono::Utc::now(),
+        body,
+    }
+}
+
+pub fn authorization(
+    merchant: &str,
+    payment_id: Uuid,
+    outcome: AuthorizationOutcome,
+    source: ResultSource,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> GatewayResult {
+    result(
+        merchant,
+        payment_id,
+        ResultBody::Authorization(AuthorizationResult {
+            outcome,
+            source,
+            processor_reference: Some(format!("ch_{}", payment_id.simple())),
+            code: match outcome {
+                AuthorizationOutcome::Declined => Some("insufficient_funds".to_owned()),
+                _ => None,
+            },
+            detail: format!("{outcome:?}"),
+            expires_at,
+        }),
+    )
+}
+
+pub fn approved(merchant: &str, payment_id: Uuid) -> GatewayResult {
+    authorization(
+        merchant,
+        payment_id,
+        AuthorizationOutcome::Approved,
+        ResultSource::Response,
+        None,
+    )
+}
+
+pub fn settlement(merchant: &str, payment_id: Uuid, amount: &str, fee: &str, currency: &str) -> GatewayResult {
+    result(
+        merchant,
+        payment_id,
+        ResultBody::Settlement(SettlementReport {
+            settlement_id: format!("st_{}", Uuid::new_v4().simple()),
+            amount: money(amount, currency),
+            fee: money(fee, currency),
+            bank_account: "barclays-main".to_owned(),
+        }),
+    )
+}
+
+pub fn dispute_opened(merchant: &str, payment_id: Uuid, id: &str, amount: &str, currency: &str) -> GatewayResult {
+    result(
+        merchant,
+        payment_id,
+        ResultBody::DisputeOpened(DisputeNotice {
+            dispute_id: id.to_owned(),
+            amount: money(amount, currency),
+            reason: "fraudulent".to_owned(),
+        }),
+    )
+}
+
+pub fn dispute_closed(merchant: &str, payment_id: Uuid, id: &str, outcome: DisputeOutcome) -> GatewayResult {
+    result(
+        merchant,
+        payment_id,
+        ResultBody::DisputeClosed(DisputeDecision {
+            dispute_id: id.to_owned(),
+            outcome,
+        }),
+    )
 }
