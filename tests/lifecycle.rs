@@ -133,50 +133,143 @@ async fn a_mixed_run_of_commands_and_results_gives_exactly_the_expected_events()
         (R(approve_a.clone()), Event("PaymentAuthorized")),
         (R(approved(&m, b)), Event("PaymentAuthorized")),
         (R(approved(&m, c)), Event("PaymentAuthorized")),
-        (R(authorization(&m, d, Unknown, ResultSource::Response, None)), Event("PaymentAuthorizationUnknown")),
+        (
+            R(authorization(&m, d, Unknown, ResultSource::Response, None)),
+            Event("PaymentAuthorizationUnknown"),
+        ),
         // Still unknown after an inquiry: nothing changes, nothing is guessed.
-        (R(authorization(&m, d, Unknown, ResultSource::StatusInquiry, None)), Nothing),
-        (C(capture(&m, "cap-d", d, "1.00", "GBP")), Rejected("payment_not_authorized")),
-        (R(authorization(&m, d, Approved, ResultSource::StatusInquiry, None)), Event("PaymentAuthorized")),
-        (R(authorization(&m, f, Declined, ResultSource::Response, None)), Event("PaymentDeclined")),
-        (R(authorization(&m, f, Approved, ResultSource::Webhook, None)), Rejected("conflicting_result")),
+        (
+            R(authorization(
+                &m,
+                d,
+                Unknown,
+                ResultSource::StatusInquiry,
+                None,
+            )),
+            Nothing,
+        ),
+        (
+            C(capture(&m, "cap-d", d, "1.00", "GBP")),
+            Rejected("payment_not_authorized"),
+        ),
+        (
+            R(authorization(
+                &m,
+                d,
+                Approved,
+                ResultSource::StatusInquiry,
+                None,
+            )),
+            Event("PaymentAuthorized"),
+        ),
+        (
+            R(authorization(&m, f, Declined, ResultSource::Response, None)),
+            Event("PaymentDeclined"),
+        ),
+        (
+            R(authorization(&m, f, Approved, ResultSource::Webhook, None)),
+            Rejected("conflicting_result"),
+        ),
         (C(capture_a), Event("PaymentCaptured")),
         (C(retried_capture), Nothing),
-        (C(capture(&m, "cap-a-2", a, "69.75", "GBP")), Event("PaymentCaptured")),
-        (C(capture(&m, "cap-a-3", a, "0.01", "GBP")), Rejected("capture_exceeds_authorization")),
-        (C(capture(&m, "cap-b", b, "1000", "JPY")), Event("PaymentCaptured")),
-        (C(capture(&m, "cap-b-gbp", b, "1.00", "GBP")), Rejected("currency_mismatch")),
+        (
+            C(capture(&m, "cap-a-2", a, "69.75", "GBP")),
+            Event("PaymentCaptured"),
+        ),
+        (
+            C(capture(&m, "cap-a-3", a, "0.01", "GBP")),
+            Rejected("capture_exceeds_authorization"),
+        ),
+        (
+            C(capture(&m, "cap-b", b, "1000", "JPY")),
+            Event("PaymentCaptured"),
+        ),
+        (
+            C(capture(&m, "cap-b-gbp", b, "1.00", "GBP")),
+            Rejected("currency_mismatch"),
+        ),
         (C(void(&m, "void-b", b)), Event("PaymentVoided")),
-        (C(capture(&m, "cap-c", c, "12.345", "BHD")), Event("PaymentCaptured")),
-        (C(refund(&m, "ref-c-1", c, "0.005", "BHD")), Event("PaymentRefunded")),
-        (C(refund(&m, "ref-c-2", c, "12.341", "BHD")), Rejected("refund_exceeds_captured")),
-        (R(settlement(&m, a, "100.00", "2.90", "GBP")), Event("PaymentSettled")),
-        (R(dispute_opened(&m, a, "dp-1", "10.00", "GBP")), Event("DisputeOpened")),
-        (R(dispute_closed(&m, a, "dp-1", DisputeOutcome::Lost)), Event("DisputeClosed")),
+        (
+            C(capture(&m, "cap-c", c, "12.345", "BHD")),
+            Event("PaymentCaptured"),
+        ),
+        (
+            C(refund(&m, "ref-c-1", c, "0.005", "BHD")),
+            Event("PaymentRefunded"),
+        ),
+        (
+            C(refund(&m, "ref-c-2", c, "12.341", "BHD")),
+            Rejected("refund_exceeds_captured"),
+        ),
+        (
+            R(settlement(&m, a, "100.00", "2.90", "GBP")),
+            Event("PaymentSettled"),
+        ),
+        (
+            R(dispute_opened(&m, a, "dp-1", "10.00", "GBP")),
+            Event("DisputeOpened"),
+        ),
+        (
+            R(dispute_closed(&m, a, "dp-1", DisputeOutcome::Lost)),
+            Event("DisputeClosed"),
+        ),
         // Payable GBP 100.00 (A captured), less the lost dispute's 10.00: 90.00 may go out.
-        (C(payout(&m, "payout-1", "90.01", "GBP", "barclays-main")), Rejected("insufficient_merchant_balance")),
-        (C(payout(&m, "payout-2", "90.00", "GBP", "barclays-main")), Event("PayoutSent")),
+        (
+            C(payout(&m, "payout-1", "90.01", "GBP", "barclays-main")),
+            Rejected("insufficient_merchant_balance"),
+        ),
+        (
+            C(payout(&m, "payout-2", "90.00", "GBP", "barclays-main")),
+            Event("PayoutSent"),
+        ),
         // 90.00 of A is refundable, but only 10.00 is left in the merchant's payable balance.
-        (C(refund(&m, "ref-a", a, "10.01", "GBP")), Rejected("insufficient_merchant_balance")),
-        (R(approved(&m, Uuid::new_v4())), Rejected("payment_not_found")),
+        (
+            C(refund(&m, "ref-a", a, "10.01", "GBP")),
+            Rejected("insufficient_merchant_balance"),
+        ),
+        (
+            R(approved(&m, Uuid::new_v4())),
+            Rejected("payment_not_found"),
+        ),
         // The same result delivered again: a duplicate.
         (R(approve_a), Nothing),
         // Last, so that its expiry cannot land between the steps above.
-        (R(authorization(&m, e, Approved, ResultSource::Webhook, Some(expires_soon))), Event("PaymentAuthorized")),
+        (
+            R(authorization(
+                &m,
+                e,
+                Approved,
+                ResultSource::Webhook,
+                Some(expires_soon),
+            )),
+            Event("PaymentAuthorized"),
+        ),
     ];
     let expected: Vec<Expect> = script.iter().map(|(_, x)| *x).collect();
     let mut seen = 0;
     for (i, (input, expect)) in script.into_iter().enumerate() {
         match input {
-            C(cmd) => commands.publish(&cmd, None).await.map(|_| ()).expect("publish"),
-            R(result) => results.publish_result(&result).await.map(|_| ()).expect("publish result"),
+            C(cmd) => commands
+                .publish(&cmd, None)
+                .await
+                .map(|_| ())
+                .expect("publish"),
+            R(result) => results
+                .publish_result(&result)
+                .await
+                .map(|_| ())
+                .expect("publish result"),
         }
         if matches!(expect, Nothing) {
             continue;
         }
         seen += 1;
         let got = block_in_place(|| log.read_until(ms, WAIT, |ev| ev.len() >= seen));
-        assert!(got, "step {i}: no event; ledger log:\n{}", ledger.log_text());
+        assert!(
+            got,
+            "step {i}: no event; ledger log:\n{}",
+            ledger.log_text()
+        );
         let event = &log.events[seen - 1];
         match expect {
             Event(kind) => assert_eq!(event.kind(), kind, "step {i}: {event:?}"),
@@ -190,7 +283,10 @@ async fn a_mixed_run_of_commands_and_results_gives_exactly_the_expected_events()
     match &log.events[seen].body {
         EventBody::PaymentVoided(v) => {
             assert_eq!((v.payment_id, v.reason), (e, VoidReason::Expired));
-            assert_eq!((v.released.amount.as_str(), v.released.currency.as_str()), ("5.00", "GBP"));
+            assert_eq!(
+                (v.released.amount.as_str(), v.released.currency.as_str()),
+                ("5.00", "GBP")
+            );
         }
         other => panic!("expected the expiry of E, got {other:?}"),
     }
@@ -221,13 +317,19 @@ async fn a_mixed_run_of_commands_and_results_gives_exactly_the_expected_events()
             let p = &x.postings[0];
             assert_eq!(p.debit_account, "processor:stripe:clearing");
             assert_eq!(p.credit_account, format!("merchant:{m}:payable"));
-            assert_eq!((p.amount.amount.as_str(), p.phase), ("100.00", PostingPhase::Pending));
+            assert_eq!(
+                (p.amount.amount.as_str(), p.phase),
+                ("100.00", PostingPhase::Pending)
+            );
         }
         other => panic!("{other:?}"),
     }
     match &find("PaymentVoided", b).body {
         EventBody::PaymentVoided(x) => {
-            assert_eq!((x.released.amount.as_str(), x.reason), ("500", VoidReason::Requested));
+            assert_eq!(
+                (x.released.amount.as_str(), x.reason),
+                ("500", VoidReason::Requested)
+            );
             assert_eq!(x.postings[0].phase, PostingPhase::VoidPending);
         }
         other => panic!("{other:?}"),
@@ -237,7 +339,13 @@ async fn a_mixed_run_of_commands_and_results_gives_exactly_the_expected_events()
             let legs: Vec<(&str, &str, &str)> = x
                 .postings
                 .iter()
-                .map(|p| (p.debit_account.as_str(), p.credit_account.as_str(), p.amount.amount.as_str()))
+                .map(|p| {
+                    (
+                        p.debit_account.as_str(),
+                        p.credit_account.as_str(),
+                        p.amount.amount.as_str(),
+                    )
+                })
                 .collect();
             assert_eq!(
                 legs,
@@ -263,11 +371,19 @@ async fn a_mixed_run_of_commands_and_results_gives_exactly_the_expected_events()
     assert_eq!(payable("BHD").credits_posted, dec("12.345"));
     assert_eq!(payable("BHD").debits_posted, dec("0.005"));
     let disputes = state.balances.get(&Account::MerchantDisputes, cur("GBP"));
-    assert_eq!((disputes.debits_posted, disputes.debits_pending), (dec("10.00"), dec("0.00")));
+    assert_eq!(
+        (disputes.debits_posted, disputes.debits_pending),
+        (dec("10.00"), dec("0.00"))
+    );
     let fees = state.balances.get(&Account::PlatformFees, cur("GBP"));
     assert_eq!(fees.debits_posted, dec("2.90"));
-    let cash = state.balances.get(&Account::Cash("barclays-main".into()), cur("GBP"));
-    assert_eq!((cash.debits_posted, cash.credits_posted), (dec("97.10"), dec("90.00")));
+    let cash = state
+        .balances
+        .get(&Account::Cash("barclays-main".into()), cur("GBP"));
+    assert_eq!(
+        (cash.debits_posted, cash.credits_posted),
+        (dec("97.10"), dec("90.00"))
+    );
     let pa = &state.payments[&a];
     assert_eq!(
         (pa.captured, pa.held, pa.settled, pa.refunded),
@@ -305,7 +421,12 @@ async fn the_lifecycle_stays_exactly_once_across_kill_9_and_a_rebalance() {
             let total = half * Decimal::TWO;
             let merchant = merchants[i % merchants.len()].clone();
             Planned {
-                auth: authorize(&merchant, &format!("auth-{i}"), &total.to_string(), currency),
+                auth: authorize(
+                    &merchant,
+                    &format!("auth-{i}"),
+                    &total.to_string(),
+                    currency,
+                ),
                 merchant,
                 half: half.to_string(),
                 currency,
@@ -327,10 +448,18 @@ async fn the_lifecycle_stays_exactly_once_across_kill_9_and_a_rebalance() {
     }
     let done = block_in_place(|| {
         log.read_until(&merchants, WAIT, |e| {
-            e.iter().filter(|e| e.kind() == "PaymentAuthorizationRequested").count() >= n
+            e.iter()
+                .filter(|e| e.kind() == "PaymentAuthorizationRequested")
+                .count()
+                >= n
         })
     });
-    assert!(done, "authorizations: {}; log:\n{}", count(&log, "PaymentAuthorizationRequested"), first.log_text());
+    assert!(
+        done,
+        "authorizations: {}; log:\n{}",
+        count(&log, "PaymentAuthorizationRequested"),
+        first.log_text()
+    );
 
     // Phase 2: processor approvals, some delivered twice; a second instance joins midway.
     let mut second = None;
@@ -346,14 +475,28 @@ async fn the_lifecycle_stays_exactly_once_across_kill_9_and_a_rebalance() {
     }
     let mut second = second.expect("started");
     let done = block_in_place(|| {
-        log.read_until(&merchants, WAIT, |e| e.iter().filter(|e| e.kind() == "PaymentAuthorized").count() >= n)
+        log.read_until(&merchants, WAIT, |e| {
+            e.iter().filter(|e| e.kind() == "PaymentAuthorized").count() >= n
+        })
     });
-    assert!(done, "approvals: {}; logs:\n{}\n{}", count(&log, "PaymentAuthorized"), first.log_text(), second.log_text());
+    assert!(
+        done,
+        "approvals: {}; logs:\n{}\n{}",
+        count(&log, "PaymentAuthorized"),
+        first.log_text(),
+        second.log_text()
+    );
 
     // Phase 3: two captures per payment, some retried; the first instance dies midway.
     for (i, p) in planned.iter().enumerate() {
         for k in 0..2 {
-            let cmd = capture(&p.merchant, &format!("cap-{i}-{k}"), payment_id(&p.auth), &p.half, p.currency);
+            let cmd = capture(
+                &p.merchant,
+                &format!("cap-{i}-{k}"),
+                payment_id(&p.auth),
+                &p.half,
+                p.currency,
+            );
             commands.publish(&cmd, None).await.expect("publish");
             if i % 7 == 0 {
                 let mut retry = cmd.clone();
@@ -369,7 +512,13 @@ async fn the_lifecycle_stays_exactly_once_across_kill_9_and_a_rebalance() {
     // Phase 4: a refund of one minor unit per payment.
     for (i, p) in planned.iter().enumerate() {
         let one = Decimal::new(1, Currency::from_code(p.currency).unwrap().exponent());
-        let cmd = refund(&p.merchant, &format!("ref-{i}"), payment_id(&p.auth), &one.to_string(), p.currency);
+        let cmd = refund(
+            &p.merchant,
+            &format!("ref-{i}"),
+            payment_id(&p.auth),
+            &one.to_string(),
+            p.currency,
+        );
         commands.publish(&cmd, None).await.expect("publish");
     }
     let total = n * 5;
@@ -386,7 +535,11 @@ async fn the_lifecycle_stays_exactly_once_across_kill_9_and_a_rebalance() {
     // Exactly the events expected: count and content.
     let events = &log.events;
     assert_eq!(events.len(), total, "no duplicate, no missing event");
-    for kind in ["PaymentAuthorizationRequested", "PaymentAuthorized", "PaymentRefunded"] {
+    for kind in [
+        "PaymentAuthorizationRequested",
+        "PaymentAuthorized",
+        "PaymentRefunded",
+    ] {
         assert_eq!(count(&log, kind), n, "{kind}");
     }
     assert_eq!(count(&log, "PaymentCaptured"), 2 * n);
@@ -395,7 +548,11 @@ async fn the_lifecycle_stays_exactly_once_across_kill_9_and_a_rebalance() {
     let ids: HashSet<Uuid> = events.iter().map(|e| e.event_id).collect();
     assert_eq!(ids.len(), total);
     for m in &merchants {
-        let seq: Vec<i64> = events.iter().filter(|e| &e.merchant_id == m).map(|e| e.merchant_sequence).collect();
+        let seq: Vec<i64> = events
+            .iter()
+            .filter(|e| &e.merchant_id == m)
+            .map(|e| e.merchant_sequence)
+            .collect();
         assert_eq!(seq, (1..=seq.len() as i64).collect::<Vec<_>>(), "{m}");
     }
     // Balances, exact, from a rebuild of the topic.
@@ -404,13 +561,19 @@ async fn the_lifecycle_stays_exactly_once_across_kill_9_and_a_rebalance() {
         let state = merchant_state(&restored, m);
         assert_double_entry(&state);
         for (code, exp) in currencies {
-            let mine: Vec<&Planned> = planned.iter().filter(|p| &p.merchant == m && p.currency == code).collect();
+            let mine: Vec<&Planned> = planned
+                .iter()
+                .filter(|p| &p.merchant == m && p.currency == code)
+                .collect();
             let captured: Decimal = mine.iter().map(|p| dec(&p.half) * Decimal::TWO).sum();
             let refunded = Decimal::new(mine.len() as i64, exp);
             let payable = state.balances.get(&Account::MerchantPayable, cur(code));
             assert_eq!(payable.credits_posted, captured, "{m} {code}");
             assert_eq!(payable.debits_posted, refunded, "{m} {code}");
-            assert!(payable.credits_pending.is_zero(), "{m} {code}: holds fully captured");
+            assert!(
+                payable.credits_pending.is_zero(),
+                "{m} {code}: holds fully captured"
+            );
         }
         for p in planned.iter().filter(|p| &p.merchant == m) {
             let pay = &state.payments[&payment_id(&p.auth)];
@@ -420,7 +583,11 @@ async fn the_lifecycle_stays_exactly_once_across_kill_9_and_a_rebalance() {
     }
     first.assert_running();
     second.assert_running();
-    assert!(second.log_text().contains("partition state restored"), "{}", second.log_text());
+    assert!(
+        second.log_text().contains("partition state restored"),
+        "{}",
+        second.log_text()
+    );
     first.stop();
     second.stop();
 }
@@ -441,11 +608,18 @@ async fn a_restart_from_a_snapshot_restores_the_same_balances_as_a_full_rebuild(
     for a in &auths {
         commands.publish(a, None).await.expect("publish");
     }
-    assert!(block_in_place(|| log.read_until(ms, WAIT, |e| e.len() >= 12)));
+    assert!(block_in_place(
+        || log.read_until(ms, WAIT, |e| e.len() >= 12)
+    ));
     for a in &auths {
-        results.publish_result(&approved(&m, payment_id(a))).await.expect("publish");
+        results
+            .publish_result(&approved(&m, payment_id(a)))
+            .await
+            .expect("publish");
     }
-    assert!(block_in_place(|| log.read_until(ms, WAIT, |e| e.len() >= 24)));
+    assert!(block_in_place(
+        || log.read_until(ms, WAIT, |e| e.len() >= 24)
+    ));
     for (i, a) in auths.iter().enumerate() {
         let cmd = capture(&m, &format!("cap-{i}"), payment_id(a), "10.00", "EUR");
         commands.publish(&cmd, None).await.expect("publish");
@@ -456,7 +630,11 @@ async fn a_restart_from_a_snapshot_restores_the_same_balances_as_a_full_rebuild(
         ledger.log_text()
     );
     ledger.stop();
-    assert!(ledger.log_text().contains("snapshot written"), "{}", ledger.log_text());
+    assert!(
+        ledger.log_text().contains("snapshot written"),
+        "{}",
+        ledger.log_text()
+    );
 
     // The snapshot path and the full replay agree, partition by partition.
     let from_snapshot = block_in_place(|| rebuild(StartFrom::Snapshot));
@@ -467,19 +645,35 @@ async fn a_restart_from_a_snapshot_restores_the_same_balances_as_a_full_rebuild(
         .map(|(p, _)| *p)
         .expect("the merchant's partition");
     let snap = &from_snapshot[&home];
-    let manifest = snap.snapshot.as_ref().expect("the partition restored from a snapshot");
-    assert!(snap.events < full[&home].events, "the snapshot saved replaying events");
+    let manifest = snap
+        .snapshot
+        .as_ref()
+        .expect("the partition restored from a snapshot");
+    assert!(
+        snap.events < full[&home].events,
+        "the snapshot saved replaying events"
+    );
     assert!(manifest.events_offset > 0);
     for (p, r) in &full {
         let snap = &from_snapshot[p].state;
-        assert_eq!(snap.merchants.len(), r.state.merchants.len(), "partition {p}");
+        assert_eq!(
+            snap.merchants.len(),
+            r.state.merchants.len(),
+            "partition {p}"
+        );
         for (id, want) in &r.state.merchants {
-            let got = snap.merchant(id).unwrap_or_else(|| panic!("partition {p}: {id} missing"));
+            let got = snap
+                .merchant(id)
+                .unwrap_or_else(|| panic!("partition {p}: {id} missing"));
             assert_eq!(got.sequence, want.sequence, "partition {p} {id}");
             assert_eq!(got.payments, want.payments, "partition {p} {id}");
             assert_eq!(got.payouts, want.payouts, "partition {p} {id}");
             assert_eq!(got.balances, want.balances, "partition {p} {id}");
-            assert_eq!(got.idempotency.len(), want.idempotency.len(), "partition {p} {id}");
+            assert_eq!(
+                got.idempotency.len(),
+                want.idempotency.len(),
+                "partition {p} {id}"
+            );
             assert_eq!(got, want, "partition {p} {id}");
         }
         assert_eq!(from_snapshot[p].next_offset, r.next_offset, "partition {p}");
@@ -494,15 +688,27 @@ async fn a_restart_from_a_snapshot_restores_the_same_balances_as_a_full_rebuild(
     // A restarted ledger decides from the restored state: what was captured bounds refunds.
     let mut ledger = Service::ledger_snapshotting("snap", 10);
     let pid = payment_id(&auths[3]);
-    commands.publish(&refund(&m, "ref-big", pid, "10.01", "EUR"), None).await.expect("publish");
-    commands.publish(&refund(&m, "ref-ok", pid, "10.00", "EUR"), None).await.expect("publish");
-    commands.publish(&capture(&m, "cap-rest", pid, "3.50", "EUR"), None).await.expect("publish");
+    commands
+        .publish(&refund(&m, "ref-big", pid, "10.01", "EUR"), None)
+        .await
+        .expect("publish");
+    commands
+        .publish(&refund(&m, "ref-ok", pid, "10.00", "EUR"), None)
+        .await
+        .expect("publish");
+    commands
+        .publish(&capture(&m, "cap-rest", pid, "3.50", "EUR"), None)
+        .await
+        .expect("publish");
     assert!(
         block_in_place(|| log.read_until(ms, WAIT, |e| e.len() >= 39)),
         "log:\n{}",
         ledger.log_text()
     );
-    let tail: Vec<(&str, Option<&str>)> = log.events[36..].iter().map(|e| (e.kind(), reason(e))).collect();
+    let tail: Vec<(&str, Option<&str>)> = log.events[36..]
+        .iter()
+        .map(|e| (e.kind(), reason(e)))
+        .collect();
     assert_eq!(
         tail,
         vec![

@@ -222,14 +222,21 @@ mod tests {
         let clearing = Account::ProcessorClearing(Processor::Stripe);
         let payable = Account::MerchantPayable;
         let gbp_c = Currency::from_code("GBP").unwrap();
-        let t = |amount: &str, phase| Transfer::new(clearing.clone(), payable.clone(), gbp(amount), phase);
+        let t = |amount: &str, phase| {
+            Transfer::new(clearing.clone(), payable.clone(), gbp(amount), phase)
+        };
         let mut b = Balances::default();
         b.apply(&[t("100.00", PostingPhase::Pending)]).unwrap();
         b.apply(&[t("30.25", PostingPhase::PostPending)]).unwrap();
         b.apply(&[t("69.75", PostingPhase::VoidPending)]).unwrap();
         let c = b.get(&clearing, gbp_c);
         assert_eq!(
-            (c.debits_pending, c.debits_posted, c.credits_pending, c.credits_posted),
+            (
+                c.debits_pending,
+                c.debits_posted,
+                c.credits_pending,
+                c.credits_posted
+            ),
             (dec("0.00"), dec("30.25"), Decimal::ZERO, Decimal::ZERO)
         );
         let p = b.get(&payable, gbp_c);
@@ -250,9 +257,15 @@ mod tests {
         let cash = Account::Cash("bank-1".into());
         let clearing = Account::ProcessorClearing(Processor::Square);
         let mut b = Balances::default();
-        b.apply(&[Transfer::new(clearing, payable.clone(), gbp("10.00"), PostingPhase::Posted)])
-            .unwrap();
-        let payout = |s: &str| Transfer::new(payable.clone(), cash.clone(), gbp(s), PostingPhase::Posted);
+        b.apply(&[Transfer::new(
+            clearing,
+            payable.clone(),
+            gbp("10.00"),
+            PostingPhase::Posted,
+        )])
+        .unwrap();
+        let payout =
+            |s: &str| Transfer::new(payable.clone(), cash.clone(), gbp(s), PostingPhase::Posted);
         assert!(matches!(
             b.apply(&[payout("10.01")]),
             Err(PostingError::Overdrawn { .. })

@@ -2,7 +2,9 @@
 //! clock (the time comes in), no randomness (event ids derive from the command).
 
 use chrono::{DateTime, Utc};
-use schemas::{CommandBody, CommandRejected, EventBody, GatewayResult, PaymentCommand, PaymentEvent};
+use schemas::{
+    CommandBody, CommandRejected, EventBody, GatewayResult, PaymentCommand, PaymentEvent,
+};
 use uuid::Uuid;
 
 use crate::fingerprint::{fingerprint, result_fingerprint};
@@ -64,9 +66,9 @@ pub fn decide(
     {
         Err(Rejection::InvalidIdempotencyKey)
     } else {
-        envelope.admissible(state).and_then(|()| {
-            lifecycle::on_command(state, &command.merchant_id, &command.body, now)
-        })
+        envelope
+            .admissible(state)
+            .and_then(|()| lifecycle::on_command(state, &command.merchant_id, &command.body, now))
     };
     match checked {
         Ok(body) => Decision::Accept(vec![envelope.event(0, body)]),
@@ -114,11 +116,7 @@ pub fn result_key(result_id: Uuid) -> String {
 /// Voids every approved authorization of the merchant whose hold expired at `now`, as one
 /// `PaymentVoided` (reason `EXPIRED`) per payment. Deterministic: each expiry's ids derive
 /// from its payment, so deciding it twice writes identical events.
-pub fn expire(
-    state: &MerchantState,
-    merchant_id: &str,
-    now: DateTime<Utc>,
-) -> Vec<PaymentEvent> {
+pub fn expire(state: &MerchantState, merchant_id: &str, now: DateTime<Utc>) -> Vec<PaymentEvent> {
     let now = wire_time(now);
     lifecycle::expired(state, merchant_id, now)
         .into_iter()

@@ -31,7 +31,7 @@ pub enum EvolveError {
     Postings {
         event_id: String,
         #[source]
-        source: PostingError,
+        source: Box<PostingError>,
     },
 }
 
@@ -112,8 +112,11 @@ pub fn evolve(state: &mut MerchantState, event: &PaymentEvent) -> Result<(), Evo
         }
         EventBody::PaymentCaptured(e) => {
             let p = approved(state, e.payment_id, event)?;
-            let amount = money(&e.amount, Some(p.currency)).map_err(invalid)?.amount();
-            let held = less(p.held, amount).ok_or_else(|| invalid("captures more than held".into()))?;
+            let amount = money(&e.amount, Some(p.currency))
+                .map_err(invalid)?
+                .amount();
+            let held =
+                less(p.held, amount).ok_or_else(|| invalid("captures more than held".into()))?;
             post(state, event, &e.postings)?;
             let p = payment_mut(state, e.payment_id);
             p.held = held;
@@ -121,8 +124,11 @@ pub fn evolve(state: &mut MerchantState, event: &PaymentEvent) -> Result<(), Evo
         }
         EventBody::PaymentVoided(e) => {
             let p = approved(state, e.payment_id, event)?;
-            let amount = money(&e.released, Some(p.currency)).map_err(invalid)?.amount();
-            let held = less(p.held, amount).ok_or_else(|| invalid("releases more than held".into()))?;
+            let amount = money(&e.released, Some(p.currency))
+                .map_err(invalid)?
+                .amount();
+            let held =
+                less(p.held, amount).ok_or_else(|| invalid("releases more than held".into()))?;
             post(state, event, &e.postings)?;
             let p = payment_mut(state, e.payment_id);
             p.held = held;
@@ -130,15 +136,21 @@ pub fn evolve(state: &mut MerchantState, event: &PaymentEvent) -> Result<(), Evo
         }
         EventBody::PaymentRefunded(e) => {
             let p = approved(state, e.payment_id, event)?;
-            let amount = money(&e.amount, Some(p.currency)).map_err(invalid)?.amount();
-            less(p.refundable(), amount).ok_or_else(|| invalid("refunds more than captured".into()))?;
+            let amount = money(&e.amount, Some(p.currency))
+                .map_err(invalid)?
+                .amount();
+            less(p.refundable(), amount)
+                .ok_or_else(|| invalid("refunds more than captured".into()))?;
             post(state, event, &e.postings)?;
             payment_mut(state, e.payment_id).refunded += amount;
         }
         EventBody::PaymentSettled(e) => {
             let p = approved(state, e.payment_id, event)?;
-            let amount = money(&e.amount, Some(p.currency)).map_err(invalid)?.amount();
-            less(p.unsettled(), amount).ok_or_else(|| invalid("settles more than captured".into()))?;
+            let amount = money(&e.amount, Some(p.currency))
+                .map_err(invalid)?
+                .amount();
+            less(p.unsettled(), amount)
+                .ok_or_else(|| invalid("settles more than captured".into()))?;
             post(state, event, &e.postings)?;
             let p = payment_mut(state, e.payment_id);
             p.settled += amount;
@@ -146,8 +158,11 @@ pub fn evolve(state: &mut MerchantState, event: &PaymentEvent) -> Result<(), Evo
         }
         EventBody::DisputeOpened(e) => {
             let p = approved(state, e.payment_id, event)?;
-            let amount = money(&e.amount, Some(p.currency)).map_err(invalid)?.amount();
-            less(p.refundable(), amount).ok_or_else(|| invalid("disputes more than captured".into()))?;
+            let amount = money(&e.amount, Some(p.currency))
+                .map_err(invalid)?
+                .amount();
+            less(p.refundable(), amount)
+                .ok_or_else(|| invalid("disputes more than captured".into()))?;
             post(state, event, &e.postings)?;
             payment_mut(state, e.payment_id).disputes.push(Dispute {
                 id: e.dispute_id.clone(),
@@ -181,10 +196,14 @@ pub fn evolve(state: &mut MerchantState, event: &PaymentEvent) -> Result<(), Evo
 }
 
 /// Applies an event's postings to the merchant's balances, all or nothing.
-fn post(state: &mut MerchantState, event: &PaymentEvent, postings: &[Posting]) -> Result<(), EvolveError> {
+fn post(
+    state: &mut MerchantState,
+    event: &PaymentEvent,
+    postings: &[Posting],
+) -> Result<(), EvolveError> {
     let wrap = |source| EvolveError::Postings {
         event_id: event.event_id.to_string(),
-        source,
+        source: Box::new(source),
     };
     let transfers = postings
         .iter()

@@ -234,16 +234,18 @@ fn authorization_result(
     let detail: String = a.detail.chars().take(MAX_DETAIL_CHARS).collect();
     let body = match (p.authorization, a.outcome) {
         (S::Requested | S::Unknown, O::Approved) => {
-            let amount = Money::from_decimal(p.amount, p.currency).expect("requested amounts are positive");
+            let amount =
+                Money::from_decimal(p.amount, p.currency).expect("requested amounts are positive");
             EventBody::PaymentAuthorized(PaymentAuthorized {
                 payment_id: p.id,
                 amount: amount.to_wire(),
                 processor_reference: a.processor_reference.clone(),
                 expires_at: crate::decide::wire_time(
-                    a.expires_at
-                        .unwrap_or(now + DEFAULT_AUTHORIZATION_VALIDITY),
+                    a.expires_at.unwrap_or(now + DEFAULT_AUTHORIZATION_VALIDITY),
                 ),
-                postings: vec![hold_transfer(p, amount, PostingPhase::Pending).to_posting(merchant_id)],
+                postings: vec![
+                    hold_transfer(p, amount, PostingPhase::Pending).to_posting(merchant_id),
+                ],
             })
         }
         (S::Requested | S::Unknown, O::Declined) => EventBody::PaymentDeclined(PaymentDeclined {
@@ -306,7 +308,10 @@ fn settle(p: &Payment, merchant_id: &str, s: &SettlementReport) -> Result<EventB
     let mut postings = Vec::with_capacity(2);
     if let Some(net) = Money::from_decimal(amount.amount() - fee_amount, p.currency) {
         let cash = Account::Cash(s.bank_account.clone());
-        postings.push(Transfer::new(cash, clearing.clone(), net, PostingPhase::Posted).to_posting(merchant_id));
+        postings.push(
+            Transfer::new(cash, clearing.clone(), net, PostingPhase::Posted)
+                .to_posting(merchant_id),
+        );
     }
     if let Some(fee) = fee {
         postings.push(
@@ -361,7 +366,8 @@ fn close_dispute(
         .iter()
         .find(|x| x.id == d.dispute_id && x.status == DisputeStatus::Open)
         .ok_or(Rejection::DisputeNotOpen)?;
-    let amount = Money::from_decimal(dispute.amount, p.currency).expect("dispute amounts are positive");
+    let amount =
+        Money::from_decimal(dispute.amount, p.currency).expect("dispute amounts are positive");
     let phase = match d.outcome {
         DisputeOutcome::Won => PostingPhase::VoidPending,
         DisputeOutcome::Lost => PostingPhase::PostPending,
@@ -411,7 +417,9 @@ fn approved(p: &Payment) -> Result<&Payment, Rejection> {
     if p.authorization == AuthorizationStatus::Approved {
         Ok(p)
     } else {
-        Err(Rejection::PaymentNotAuthorized(status_name(p.authorization)))
+        Err(Rejection::PaymentNotAuthorized(status_name(
+            p.authorization,
+        )))
     }
 }
 

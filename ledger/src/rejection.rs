@@ -23,21 +23,35 @@ pub enum Rejection {
     PaymentNotFound,
     /// The payment's authorization is not approved (its status is given).
     PaymentNotAuthorized(&'static str),
-    CurrencyMismatch { expected: &'static str },
-    CaptureExceedsHold { held: Decimal },
+    CurrencyMismatch {
+        expected: &'static str,
+    },
+    CaptureExceedsHold {
+        held: Decimal,
+    },
     AuthorizationExpired,
     NothingToVoid,
-    RefundExceedsCaptured { refundable: Decimal },
-    InsufficientMerchantBalance { available: Decimal },
+    RefundExceedsCaptured {
+        refundable: Decimal,
+    },
+    InsufficientMerchantBalance {
+        available: Decimal,
+    },
     InvalidBankAccount,
     DuplicatePayout,
     ProcessorMismatch,
     /// A processor result contradicts the outcome already recorded.
-    ConflictingResult { recorded: &'static str },
-    SettlementExceedsCaptured { unsettled: Decimal },
+    ConflictingResult {
+        recorded: &'static str,
+    },
+    SettlementExceedsCaptured {
+        unsettled: Decimal,
+    },
     DuplicateSettlement,
     FeeExceedsAmount,
-    DisputeExceedsCaptured { disputable: Decimal },
+    DisputeExceedsCaptured {
+        disputable: Decimal,
+    },
     DuplicateDispute,
     TooManyDisputes,
     DisputeNotOpen,
@@ -164,7 +178,9 @@ impl fmt::Display for Rejection {
                 write!(f, "at most {disputable} of the payment can be disputed")
             }
             Rejection::DuplicateDispute => f.write_str("a dispute with this dispute_id exists"),
-            Rejection::TooManyDisputes => f.write_str("the payment has the maximum number of disputes"),
+            Rejection::TooManyDisputes => {
+                f.write_str("the payment has the maximum number of disputes")
+            }
             Rejection::DisputeNotOpen => f.write_str("no open dispute with this dispute_id"),
             Rejection::InvalidReference(field) => {
                 write!(f, "{field} must be 1-128 printable ASCII characters")

@@ -7,8 +7,8 @@
 //! again and decided again from state rebuilt out of committed events.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,8 +30,8 @@ use crate::kafka::dlq::DeadLetter;
 use crate::kafka::restore::{RESTORE_TIMEOUT, RestoreError, StartFrom, restore_partitions};
 use crate::kafka::snapshots;
 use crate::kafka::topics::{self, COMMANDS, DLQ, EVENTS, GATEWAY_RESULTS, SNAPSHOTS};
-use crate::snapshot;
 use crate::kafka::{KafkaSettings, headers};
+use crate::snapshot;
 use crate::state::PartitionState;
 
 /// The consumer group every ledger instance joins.
@@ -299,7 +299,11 @@ impl Shell<'_> {
         if let Err(abort) = self.ensure_restored(needed) {
             return self.recover(consumer, batch, abort, false);
         }
-        let expiries = if sweep { self.due_expiries() } else { Vec::new() };
+        let expiries = if sweep {
+            self.due_expiries()
+        } else {
+            Vec::new()
+        };
         if batch.is_empty() && expiries.is_empty() {
             return Ok(());
         }
@@ -381,7 +385,9 @@ impl Shell<'_> {
         // what lets the broker fence a zombie whose partitions moved to another instance.
         let mut tpl = TopicPartitionList::new();
         if next_offsets.is_empty() {
-            tpl = consumer.position().map_err(|e| Abort::Retry(e.to_string()))?;
+            tpl = consumer
+                .position()
+                .map_err(|e| Abort::Retry(e.to_string()))?;
             tpl = valid_offsets(&tpl);
         }
         for ((topic, partition), offset) in &next_offsets {

@@ -211,7 +211,8 @@ fn payment(p: PaymentDoc) -> Result<Payment, SnapshotError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Payment {
         id: p.id,
-        processor: Processor::parse(&p.processor).ok_or_else(|| invalid("processor", &p.processor))?,
+        processor: Processor::parse(&p.processor)
+            .ok_or_else(|| invalid("processor", &p.processor))?,
         currency: currency(&p.currency)?,
         amount: p.amount,
         authorization,

@@ -96,7 +96,11 @@ impl Payment {
             AuthorizationStatus::Declined => "declined",
             AuthorizationStatus::Failed => "failed",
             AuthorizationStatus::Approved => {
-                if self.disputes.iter().any(|d| d.status == DisputeStatus::Open) {
+                if self
+                    .disputes
+                    .iter()
+                    .any(|d| d.status == DisputeStatus::Open)
+                {
                     "disputed"
                 } else if self.captured.is_zero() {
                     if self.held.is_zero() {

@@ -550,7 +550,10 @@ mod tests {
             .unwrap();
         // apache_avro alone picks the first branch that fits: the bug this guards against.
         let naive = PaymentCommand::from_value(&written.clone().resolve(&schema).unwrap()).unwrap();
-        assert_ne!(naive, refund, "if apache_avro got fixed, resolve_by_name can go");
+        assert_ne!(
+            naive, refund,
+            "if apache_avro got fixed, resolve_by_name can go"
+        );
         let resolved = resolve_by_name(written, &schema, &schema).unwrap();
         assert_eq!(PaymentCommand::from_value(&resolved).unwrap(), refund);
     }

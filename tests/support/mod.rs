@@ -468,7 +468,13 @@ fn command(merchant: &str, key: &str, body: CommandBody) -> PaymentCommand {
     }
 }
 
-pub fn capture(merchant: &str, key: &str, payment_id: Uuid, amount: &str, currency: &str) -> PaymentCommand {
+pub fn capture(
+    merchant: &str,
+    key: &str,
+    payment_id: Uuid,
+    amount: &str,
+    currency: &str,
+) -> PaymentCommand {
     command(
         merchant,
         key,
@@ -480,10 +486,20 @@ pub fn capture(merchant: &str, key: &str, payment_id: Uuid, amount: &str, curren
 }
 
 pub fn void(merchant: &str, key: &str, payment_id: Uuid) -> PaymentCommand {
-    command(merchant, key, CommandBody::VoidPayment(VoidPayment { payment_id }))
+    command(
+        merchant,
+        key,
+        CommandBody::VoidPayment(VoidPayment { payment_id }),
+    )
 }
 
-pub fn refund(merchant: &str, key: &str, payment_id: Uuid, amount: &str, currency: &str) -> PaymentCommand {
+pub fn refund(
+    merchant: &str,
+    key: &str,
+    payment_id: Uuid,
+    amount: &str,
+    currency: &str,
+) -> PaymentCommand {
     command(
         merchant,
         key,
@@ -494,7 +510,13 @@ pub fn refund(merchant: &str, key: &str, payment_id: Uuid, amount: &str, currenc
     )
 }
 
-pub fn payout(merchant: &str, key: &str, amount: &str, currency: &str, bank: &str) -> PaymentCommand {
+pub fn payout(
+    merchant: &str,
+    key: &str,
+    amount: &str,
+    currency: &str,
+    bank: &str,
+) -> PaymentCommand {
     command(
         merchant,
         key,
@@ -559,7 +581,13 @@ pub fn approved(merchant: &str, payment_id: Uuid) -> GatewayResult {
     )
 }
 
-pub fn settlement(merchant: &str, payment_id: Uuid, amount: &str, fee: &str, currency: &str) -> GatewayResult {
+pub fn settlement(
+    merchant: &str,
+    payment_id: Uuid,
+    amount: &str,
+    fee: &str,
+    currency: &str,
+) -> GatewayResult {
     result(
         merchant,
         payment_id,
@@ -572,7 +600,13 @@ pub fn settlement(merchant: &str, payment_id: Uuid, amount: &str, fee: &str, cur
     )
 }
 
-pub fn dispute_opened(merchant: &str, payment_id: Uuid, id: &str, amount: &str, currency: &str) -> GatewayResult {
+pub fn dispute_opened(
+    merchant: &str,
+    payment_id: Uuid,
+    id: &str,
+    amount: &str,
+    currency: &str,
+) -> GatewayResult {
     result(
         merchant,
         payment_id,
@@ -584,7 +618,12 @@ pub fn dispute_opened(merchant: &str, payment_id: Uuid, id: &str, amount: &str, 
     )
 }
 
-pub fn dispute_closed(merchant: &str, payment_id: Uuid, id: &str, outcome: DisputeOutcome) -> GatewayResult {
+pub fn dispute_closed(
+    merchant: &str,
+    payment_id: Uuid,
+    id: &str,
+    outcome: DisputeOutcome,
+) -> GatewayResult {
     result(
         merchant,
         payment_id,

@@ -7,8 +7,8 @@ pub mod dlq;
 pub mod headers;
 pub mod publisher;
 pub mod restore;
-pub mod snapshots;
 mod secret;
+pub mod snapshots;
 pub mod topics;
 
 pub use config::{ConfigError, KafkaSettings, Role, Security};

@@ -80,7 +80,9 @@ pub fn restore_partitions(
                             r.next_offset = manifest.events_offset;
                             r.snapshot = Some(manifest);
                         }
-                        Err(e) => warn!(partition, error = %e, "snapshot unusable; rebuilding from all events"),
+                        Err(e) => {
+                            warn!(partition, error = %e, "snapshot unusable; rebuilding from all events")
+                        }
                     }
                 }
             }

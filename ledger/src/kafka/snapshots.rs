@@ -126,7 +126,7 @@ pub fn load_latest(
         }
     }
     // Newest value per key, per partition.
-    let mut latest: HashMap<i32, HashMap<String, (Option<String>, Vec<u8>)>> = HashMap::new();
+    let mut latest: HashMap<i32, KeyedRecords> = HashMap::new();
     if !open.is_empty() {
         consumer.assign(&tpl)?;
         let started = Instant::now();
@@ -176,10 +176,10 @@ pub fn load_latest(
     Ok(out)
 }
 
-fn assemble(
-    partition: i32,
-    records: &HashMap<String, (Option<String>, Vec<u8>)>,
-) -> Result<Option<(Manifest, Vec<u8>)>, String> {
+/// Key → (snapshot id header, payload) of the newest record per key.
+type KeyedRecords = HashMap<String, (Option<String>, Vec<u8>)>;
+
+fn assemble(partition: i32, records: &KeyedRecords) -> Result<Option<(Manifest, Vec<u8>)>, String> {
     let Some((_, manifest)) = records.get(&manifest_key(partition)) else {
         return Ok(None);
     };
@@ -209,7 +209,9 @@ mod tests {
 
     #[test]
     fn chunks_reassemble_and_stale_or_corrupt_chunks_are_refused() {
-        let encoded: Vec<u8> = (0..(CHUNK_BYTES * 2 + 10)).map(|i| (i % 251) as u8).collect();
+        let encoded: Vec<u8> = (0..(CHUNK_BYTES * 2 + 10))
+            .map(|i| (i % 251) as u8)
+            .collect();
         let (manifest, recs) = records(3, 42, &encoded, Utc::now());
         assert_eq!(manifest.chunks, 3);
         let id = |r: &SnapshotRecord| {
@@ -219,7 +221,7 @@ mod tests {
                 .and_then(|h| h.value)
                 .map(|v| String::from_utf8(v.to_vec()).unwrap())
         };
-        let mut by_key: HashMap<String, (Option<String>, Vec<u8>)> = recs
+        let mut by_key: KeyedRecords = recs
             .iter()
             .map(|r| (r.key.clone(), (id(r), r.payload.clone())))
             .collect();
@@ -231,7 +233,7 @@ mod tests {
         assert!(assemble(3, &by_key).is_err());
         // Nor is a corrupted one.
         let (_, recs) = records(3, 42, &encoded, Utc::now());
-        let mut by_key: HashMap<String, (Option<String>, Vec<u8>)> = recs
+        let mut by_key: KeyedRecords = recs
             .iter()
             .map(|r| (r.key.clone(), (id(r), r.payload.clone())))
             .collect();
