@@ -58,18 +58,24 @@ pub fn decide(
         next_sequence: state.sequence + 1,
         now,
     };
+    let key = &command.idempotency_key;
+    let key_ok = !key.is_empty()
+        && key.len() <= 255
+        && key.bytes().all(|b| b.is_ascii_graphic())
+        && !key.starts_with(RESULT_KEY_PREFIX)
+        && !key.starts_with(EXPIRY_KEY_PREFIX);
+    if !key_ok {
+        // Before the key lookup: a reserved key must not reach a result's or expiry's outcome.
+        return Decision::Reject(Box::new(
+            envelope.rejection(&Rejection::InvalidIdempotencyKey),
+        ));
+    }
     if let Some(settled) = envelope.replay(state) {
         return settled;
     }
-    let key = &command.idempotency_key;
-    let checked = if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
-        Err(Rejection::InvalidIdempotencyKey)
-    } else {
-        envelope
-            .admissible(state)
-            .and_then(|()| lifecycle::on_command(state, &command.merchant_id, &command.body, now))
-    };
+    let checked = envelope
+        .admissible(state)
+        .and_then(|()| lifecycle::on_command(state, &command.merchant_id, &command.body, now));
     match checked {
         Ok(body) => Decision::Accept(vec![envelope.event(0, body)]),
         Err(rejection) => Decision::Reject(Box::new(envelope.rejection(&rejection))),
@@ -108,9 +114,15 @@ pub fn decide_result(
     }
 }
 
+/// Idempotency keys the ledger records for gateway results (`gateway-result:<result_id>`) and
+/// expiries (`expiry:<payment_id>`). Reserved: a command's key may not start with either, so
+/// a command can never take the key of a result or an expiry.
+pub const RESULT_KEY_PREFIX: &str = "gateway-result:";
+pub const EXPIRY_KEY_PREFIX: &str = "expiry:";
+
 /// The idempotency key a gateway result is recorded under.
 pub fn result_key(result_id: Uuid) -> String {
-    format!("gateway-result:{result_id}")
+    format!("{RESULT_KEY_PREFIX}{result_id}")
 }
 
 /// Voids every approved authorization of the merchant whose hold expired at `now`, as one
@@ -122,13 +134,14 @@ pub fn expire(state: &MerchantState, merchant_id: &str, now: DateTime<Utc>) -> V
         .into_iter()
         .enumerate()
         .map(|(i, (payment_id, body))| {
-            let cause = derived_id(b"payledger.expiry.v1", payment_id.as_bytes());
+            // Payment ids are per merchant: the merchant is part of the expiry's identity.
+            let identity = [merchant_id.as_bytes(), b"\0", payment_id.as_bytes()].concat();
             let envelope = Envelope {
-                cause,
+                cause: derived_id(b"payledger.expiry.v2", &identity),
                 merchant_id,
-                key: format!("expiry:{payment_id}"),
+                key: format!("{EXPIRY_KEY_PREFIX}{payment_id}"),
                 payment_id: Some(payment_id),
-                fingerprint: hex(&sha(b"payledger.expiry.v1", payment_id.as_bytes())),
+                fingerprint: hex(&sha(b"payledger.expiry.v2", &identity)),
                 next_sequence: state.sequence + 1 + i as i64,
                 now,
             };
@@ -200,7 +213,7 @@ impl Envelope<'_> {
     fn event(&self, index: u8, body: EventBody) -> PaymentEvent {
         let payment_id = body_payment_id(&body).or(self.payment_id);
         PaymentEvent {
-            event_id: event_id(self.cause, index),
+            event_id: event_id(self.cause, &self.fingerprint, index),
             merchant_id: self.merchant_id.to_owned(),
             merchant_sequence: self.next_sequence + i64::from(index),
             payment_id,
@@ -241,13 +254,16 @@ pub fn body_payment_id(body: &EventBody) -> Option<Uuid> {
     }
 }
 
-/// A deterministic event id: the same command always yields the same ids, so a re-decided
-/// command (after an aborted transaction) writes events indistinguishable from the first try.
-pub fn event_id(command_id: Uuid, index: u8) -> Uuid {
-    let mut input = [0u8; 17];
-    input[..16].copy_from_slice(command_id.as_bytes());
-    input[16] = index;
-    derived_id(b"payledger.event-id.v1", &input)
+/// A deterministic event id: the same input (its id and its content) always yields the same
+/// ids, so an input decided again after an aborted transaction writes events
+/// indistinguishable from the first try; a different input that reuses an id (e.g. a result id
+/// sent again with other content) gets ids of its own.
+pub fn event_id(cause: Uuid, fingerprint: &str, index: u8) -> Uuid {
+    let mut input = Vec::with_capacity(16 + fingerprint.len() + 1);
+    input.extend_from_slice(cause.as_bytes());
+    input.extend_from_slice(fingerprint.as_bytes());
+    input.push(index);
+    derived_id(b"payledger.event-id.v2", &input)
 }
 
 fn sha(domain: &[u8], input: &[u8]) -> [u8; 32] {
@@ -341,7 +357,10 @@ mod tests {
             assert_eq!(e.merchant_sequence, 1);
             assert_eq!(e.command_id, cmd.command_id);
             assert_eq!(e.idempotency_key, "key-1");
-            assert_eq!(e.event_id, event_id(cmd.command_id, 0));
+            assert_eq!(
+                e.event_id,
+                event_id(cmd.command_id, &e.command_fingerprint, 0)
+            );
             match &e.body {
                 EventBody::PaymentAuthorizationRequested(body) => {
                     assert_eq!(body.amount.amount, expected);

@@ -152,6 +152,16 @@ impl Money {
         if !plain {
             return Err(MoneyError::NotADecimal);
         }
+        // Count decimals in the text: `Decimal::from_str` rounds beyond 28 decimals, and a
+        // rounded amount must never get through as if it had been sent.
+        if let Some((_, fraction)) = amount.split_once('.')
+            && fraction.trim_end_matches('0').len() > currency.exponent as usize
+        {
+            return Err(MoneyError::TooPrecise {
+                currency: currency.code,
+                exponent: currency.exponent,
+            });
+        }
         let value = Decimal::from_str(amount).map_err(|_| MoneyError::NotADecimal)?;
         if value.normalize().scale() > currency.exponent {
             return Err(MoneyError::TooPrecise {
@@ -285,6 +295,17 @@ mod tests {
             ("NaN", "GBP", "invalid_amount"),
             ("10.00", "XXX", "unsupported_currency"),
             ("1000000000000.01", "USD", "amount_too_large"),
+            // Beyond rust_decimal's 28 decimals, parsing alone would round to 1.00.
+            (
+                "1.000000000000000000000000000001",
+                "GBP",
+                "amount_precision",
+            ),
+            (
+                "0.0000000000000000000000000000001",
+                "GBP",
+                "amount_precision",
+            ),
         ];
         for (amount, currency, code) in cases {
             let err = Money::parse(amount, currency).unwrap_err();

@@ -114,7 +114,7 @@ impl fmt::Display for Rejection {
                 f.write_str("merchant_id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
             }
             Rejection::InvalidIdempotencyKey => {
-                f.write_str("idempotency_key must be 1-255 printable ASCII characters")
+                f.write_str("idempotency_key must be 1-255 printable ASCII characters, not starting with gateway-result: or expiry:")
             }
             Rejection::IdempotencyKeyReused => f.write_str(
                 "this idempotency key was already used for a command with different content",
