@@ -734,29 +734,52 @@ async fn bad_gateway_results_are_dead_lettered_and_the_results_after_them_still_
     let ms = std::slice::from_ref(&m);
     let auth = authorize(&m, "auth", "42.00", "USD");
     s.publisher().publish(&auth, None).await.expect("publish");
-    assert!(block_in_place(|| log.read_until(ms, WAIT, |e| !e.is_empty())));
+    assert!(block_in_place(
+        || log.read_until(ms, WAIT, |e| !e.is_empty())
+    ));
 
     let topic = ledger::kafka::topics::GATEWAY_RESULTS;
     let garbage = results
-        .send_to(topic, m.as_bytes(), b"\x00\x00\x00\x00", rdkafka::message::OwnedHeaders::new())
+        .send_to(
+            topic,
+            m.as_bytes(),
+            b"\x00\x00\x00\x00",
+            rdkafka::message::OwnedHeaders::new(),
+        )
         .await
         .expect("send");
     // A valid result keyed by another merchant: it may sit on a partition that does not own it.
     let misrouted = approved(&m, payment_id(&auth));
     let bytes = s.codec().encode_result(&misrouted).await.expect("encode");
     let wrong_key = results
-        .send_to(topic, b"someone-else", &bytes, rdkafka::message::OwnedHeaders::new())
+        .send_to(
+            topic,
+            b"someone-else",
+            &bytes,
+            rdkafka::message::OwnedHeaders::new(),
+        )
         .await
         .expect("send");
-    results.publish_result(&approved(&m, payment_id(&auth))).await.expect("publish");
+    results
+        .publish_result(&approved(&m, payment_id(&auth)))
+        .await
+        .expect("publish");
 
     let letters = block_in_place(|| {
         dead_letters_until(&dlq, WAIT, |l| {
             l.iter().filter(|(i, _)| i.source_topic == topic).count() >= 2
         })
     });
-    let mine: Vec<_> = letters.iter().filter(|(i, _)| i.source_topic == topic).collect();
-    assert_eq!(mine.len(), 2, "{letters:?}\nledger log:\n{}", ledger.log_text());
+    let mine: Vec<_> = letters
+        .iter()
+        .filter(|(i, _)| i.source_topic == topic)
+        .collect();
+    assert_eq!(
+        mine.len(),
+        2,
+        "{letters:?}\nledger log:\n{}",
+        ledger.log_text()
+    );
     let at = |p: &ledger::kafka::publisher::Published| {
         mine.iter()
             .find(|(i, _)| i.source_partition == p.partition && i.source_offset == p.offset)
@@ -764,7 +787,10 @@ async fn bad_gateway_results_are_dead_lettered_and_the_results_after_them_still_
     };
     let (info, payload) = at(&garbage);
     assert_eq!(info.service, "ledger");
-    assert!(!info.reason_code.is_empty() && info.reason_code != "key_mismatch", "{info:?}");
+    assert!(
+        !info.reason_code.is_empty() && info.reason_code != "key_mismatch",
+        "{info:?}"
+    );
     assert_eq!(payload.as_deref(), Some(&b"\x00\x00\x00\x00"[..]));
     let (info, payload) = at(&wrong_key);
     assert_eq!(info.reason_code, "key_mismatch");
@@ -774,7 +800,10 @@ async fn bad_gateway_results_are_dead_lettered_and_the_results_after_them_still_
     assert!(block_in_place(|| log.read_until(ms, WAIT, |e| e.len() >= 2)));
     block_in_place(|| log.read_until(ms, Duration::from_secs(2), |_| false));
     let kinds: Vec<&str> = log.events.iter().map(|e| e.kind()).collect();
-    assert_eq!(kinds, vec!["PaymentAuthorizationRequested", "PaymentAuthorized"]);
+    assert_eq!(
+        kinds,
+        vec!["PaymentAuthorizationRequested", "PaymentAuthorized"]
+    );
     ledger.assert_running();
     ledger.stop();
 }

@@ -592,3 +592,110 @@ async fn a_second_ledger_joining_mid_stream_changes_nothing() {
     first.stop();
     second.stop();
 }
+
+/// A second process started with the same instance id (a pod restarted while the old one is
+/// still alive) fences the first: the first must stop writing and exit, and not one event may
+/// be lost or written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_twice_fences_the_older_process() {
+    let _serial = serial().await;
+    let s = stack();
+    let mut log = EventLog::from_now(tokio::runtime::Handle::current());
+    let merchants: Vec<String> = (0..4).map(|_| merchant()).collect();
+    let (plan, expected) = plan(&merchants, 200);
+    let publisher = s.publisher();
+    let mut old = Service::ledger("twin");
+    let (go, gate) = tokio::sync::oneshot::channel::<()>();
+    let sender = tokio::spawn(async move {
+        let half = plan.len() / 2;
+        let mut gate = Some(gate);
+        for (i, cmd) in plan.into_iter().enumerate() {
+            if i == half {
+                gate.take().expect("once").await.expect("go");
+            }
+            publisher.publish(&cmd, None).await.expect("publish");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    assert!(
+        block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= 20)),
+        "no events; log:\n{}",
+        old.log_text()
+    );
+    let mut new = Service::ledger("twin");
+    go.send(()).expect("sender waiting");
+    sender.await.expect("sender");
+    let fenced = block_in_place(|| old.wait_exit(WAIT));
+    assert!(
+        fenced.is_some_and(|s| !s.success()),
+        "the older process must stop once fenced ({fenced:?}); its log:\n{}",
+        old.log_text()
+    );
+    assert!(old.log_text().contains("fenced"), "{}", old.log_text());
+    let complete =
+        block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= expected.total()));
+    assert!(
+        complete,
+        "saw {} of {}; new log:\n{}",
+        log.events.len(),
+        expected.total(),
+        new.log_text()
+    );
+    block_in_place(|| log.read_until(&merchants, Duration::from_secs(3), |_| false));
+    check_events(&log.events, &expected);
+    new.assert_running();
+    new.stop();
+}
+
+/// A zombie: an instance frozen (think of a long GC pause or a stalled VM) long enough for the
+/// group to give its partitions to another instance, then thawed in the middle of its work.
+/// Its transactional id is its own, so only the group generation (KIP-447: the offsets
+/// committed in every transaction carry it) can stop it. Nothing may be written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_instance_that_wakes_up_after_a_rebalance_writes_nothing_twice() {
+    let _serial = serial().await;
+    let s = stack();
+    let mut log = EventLog::from_now(tokio::runtime::Handle::current());
+    let merchants: Vec<String> = (0..8).map(|_| merchant()).collect();
+    let (plan, expected) = plan(&merchants, 300);
+    let publisher = s.publisher();
+    let mut zombie = Service::ledger("zombie-a");
+    let sender = tokio::spawn(async move {
+        for cmd in plan {
+            publisher.publish(&cmd, None).await.expect("publish");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    });
+    assert!(
+        block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= 30)),
+        "no events; log:\n{}",
+        zombie.log_text()
+    );
+    zombie.signal("STOP");
+    let mut heir = Service::ledger("zombie-b");
+    // The heir gets every partition once the frozen member's session (10 s) has expired.
+    let before = log.events.len();
+    let moved_on = block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= before + 30));
+    assert!(
+        moved_on,
+        "the heir took over nothing; its log:\n{}",
+        heir.log_text()
+    );
+    zombie.signal("CONT");
+    sender.await.expect("sender");
+    let complete =
+        block_in_place(|| log.read_until(&merchants, WAIT, |e| e.len() >= expected.total()));
+    assert!(
+        complete,
+        "saw {} of {}; zombie log:\n{}\nheir log:\n{}",
+        log.events.len(),
+        expected.total(),
+        zombie.log_text(),
+        heir.log_text()
+    );
+    block_in_place(|| log.read_until(&merchants, Duration::from_secs(5), |_| false));
+    check_events(&log.events, &expected);
+    heir.assert_running();
+    heir.stop();
+    zombie.stop();
+}

@@ -12,6 +12,7 @@ use thiserror::Error;
 use tracing::warn;
 
 use super::KafkaSettings;
+use super::context::ReaderContext;
 use super::snapshots::{self, LoadError, Manifest};
 use super::topics::EVENTS;
 use crate::evolve::{EvolveError, evolve};
@@ -94,7 +95,7 @@ pub fn restore_partitions(
     let mut config = settings.reader_to_end();
     // Reaching the end of a partition should not cost a full fetch wait.
     config.set("fetch.wait.max.ms", "10");
-    let consumer: BaseConsumer = config.create()?;
+    let consumer: BaseConsumer<ReaderContext> = config.create_with_context(ReaderContext)?;
     let mut tpl = TopicPartitionList::new();
     for &partition in partitions {
         let (low, high) = consumer.fetch_watermarks(EVENTS, partition, Duration::from_secs(30))?;

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::KafkaSettings;
+use super::context::ReaderContext;
 use super::headers;
 use super::topics::SNAPSHOTS;
 
@@ -115,7 +116,7 @@ pub fn load_latest(
 ) -> Result<HashMap<i32, (Manifest, Vec<u8>)>, LoadError> {
     let mut config = settings.reader_to_end();
     config.set("fetch.wait.max.ms", "10");
-    let consumer: BaseConsumer = config.create()?;
+    let consumer: BaseConsumer<ReaderContext> = config.create_with_context(ReaderContext)?;
     let mut tpl = TopicPartitionList::new();
     let mut open = std::collections::HashSet::new();
     for &p in partitions {
