@@ -130,6 +130,8 @@ struct Reader {
     schema: Schema,
     /// This build's schema as JSON, to recognise writer schemas identical to it.
     json: serde_json::Value,
+    /// Its Parsing Canonical Form, to recognise the same schema written differently.
+    canonical: String,
     /// Writer schema id → is it exactly this build's schema (then decoded values need no
     /// resolution, which would otherwise rebuild the schema's name table per record).
     identical: Mutex<HashMap<u32, bool>>,
@@ -143,14 +145,20 @@ impl Reader {
         let mut known = self.identical.lock().unwrap_or_else(|e| e.into_inner());
         *known.entry(id).or_insert_with(|| {
             serde_json::from_str::<serde_json::Value>(raw).is_ok_and(|w| w == self.json)
+                // A registry may hand the schema back rewritten (Apicurio shortens names
+                // within their namespace): the same Parsing Canonical Form means the same
+                // binary layout, and this build's readers accept either form of a logical type.
+                || Schema::parse_str(raw).is_ok_and(|w| w.canonical_form() == self.canonical)
         })
     }
 
     fn new(subject: Subject) -> Result<Self, SchemaError> {
         let supplied =
             SuppliedSchema::new(None, SchemaType::Avro, subject.latest_text().to_owned());
+        let schema = subject.latest()?;
         Ok(Reader {
-            schema: subject.latest()?,
+            canonical: schema.canonical_form(),
+            schema,
             json: serde_json::from_str(subject.latest_text()).map_err(|e| SchemaError::Encode {
                 record: subject.name.to_owned(),
                 detail: e.to_string(),
@@ -574,10 +582,21 @@ mod tests {
         // The same schema, reformatted (as a registry may return it): identical.
         let reformatted = serde_json::to_string(&reader.json).unwrap();
         assert!(reader.is_identical(1, &reformatted));
-        // Without the timestamp's logical type: must be resolved, not taken as is.
-        let plain_long = commands_with_plain_long_issued_at();
-        assert!(!reader.is_identical(2, &plain_long));
+        // With a field more: must be resolved, not taken as is.
+        let mut json = reader.json.clone();
+        json["fields"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "extra", "type": "string", "default": ""}));
+        assert!(!reader.is_identical(2, &json.to_string()));
         assert!(reader.is_identical(1, "not even JSON"), "remembered per id");
+        // Names shortened within their namespace, as Apicurio returns them: the same schema.
+        let events = Reader::new(Subject::EVENTS).unwrap();
+        let short = Subject::EVENTS
+            .latest_text()
+            .replace("\"io.payledger.events.Posting\"", "\"Posting\"");
+        assert_ne!(short, Subject::EVENTS.latest_text());
+        assert!(events.is_identical(3, &short));
     }
 
     #[test]
