@@ -13,7 +13,10 @@ use ledger::kafka::{KafkaSettings, Role};
 use ledger::service::{LedgerConfig, LedgerStats};
 use projectors::PostgresProjector;
 use schemas::registry::RegistryAdmin;
-use schemas::{AuthorizePayment, CommandBody, PaymentCommand, RegistryCodec, WireMoney};
+use schemas::{
+    AuthorizePayment, CapturePayment, CommandBody, PaymentCommand, RefundPayment, RegistryCodec,
+    RequestPayout, VoidPayment, WireMoney,
+};
 use uuid::Uuid;
 
 pub fn var(name: &str) -> Result<String> {
@@ -21,7 +24,7 @@ pub fn var(name: &str) -> Result<String> {
         .with_context(|| format!("{name} is not set (did you pass --env-file .stack/env?)"))
 }
 
-fn codec() -> Result<Arc<RegistryCodec>> {
+pub fn codec() -> Result<Arc<RegistryCodec>> {
     Ok(Arc::new(RegistryCodec::new(&var(
         "PAYLEDGER_SCHEMA_REGISTRY_URL",
     )?)?))
@@ -161,6 +164,67 @@ pub enum PublishCommand {
         #[arg(long)]
         payment_id: Option<Uuid>,
     },
+    /// Capture part or all of what an approved authorization still holds.
+    Capture {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        payment_id: Uuid,
+        /// Decimal amount in major units, sent as typed: the ledger validates it.
+        #[arg(long)]
+        amount: String,
+        /// ISO 4217 code; must be the payment's currency.
+        #[arg(long)]
+        currency: String,
+        /// Defaults to a new random key.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Release what is left of an authorization's hold.
+    Void {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        payment_id: Uuid,
+        /// Defaults to a new random key.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Return part or all of what was captured.
+    Refund {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        payment_id: Uuid,
+        /// Decimal amount in major units, sent as typed: the ledger validates it.
+        #[arg(long)]
+        amount: String,
+        /// ISO 4217 code; must be the payment's currency.
+        #[arg(long)]
+        currency: String,
+        /// Defaults to a new random key.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Pay the merchant out of its payable balance.
+    Payout {
+        #[arg(long)]
+        merchant: String,
+        /// Decimal amount in major units, sent as typed: the ledger validates it.
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        currency: String,
+        /// The platform bank account the money leaves from (`cash:<bank-account>`).
+        #[arg(long)]
+        bank_account: String,
+        /// Defaults to a new random id.
+        #[arg(long)]
+        payout_id: Option<Uuid>,
+        /// Defaults to a new random key.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
 }
 
 pub fn authorize(
@@ -172,20 +236,34 @@ pub fn authorize(
     processor: &str,
     token: &str,
 ) -> PaymentCommand {
+    command(
+        merchant,
+        key,
+        CommandBody::AuthorizePayment(AuthorizePayment {
+            payment_id,
+            amount: wire_money(amount, currency),
+            processor: processor.to_owned(),
+            payment_token: token.to_owned(),
+        }),
+    )
+}
+
+/// A new command (fresh `command_id`, issued now).
+pub fn command(merchant: &str, key: &str, body: CommandBody) -> PaymentCommand {
     PaymentCommand {
         command_id: Uuid::new_v4(),
         idempotency_key: key.to_owned(),
         merchant_id: merchant.to_owned(),
         issued_at: Utc::now(),
-        body: CommandBody::AuthorizePayment(AuthorizePayment {
-            payment_id,
-            amount: WireMoney {
-                amount: amount.to_owned(),
-                currency: currency.to_owned(),
-            },
-            processor: processor.to_owned(),
-            payment_token: token.to_owned(),
-        }),
+        body,
+    }
+}
+
+/// Money as typed: the ledger, not the CLI, decides whether it is valid.
+pub fn wire_money(amount: &str, currency: &str) -> WireMoney {
+    WireMoney {
+        amount: amount.to_owned(),
+        currency: currency.to_owned(),
     }
 }
 
@@ -196,33 +274,119 @@ pub fn new_traceparent() -> String {
     format!("00-{trace}-{span}-01")
 }
 
-pub async fn publish(command: PublishCommand) -> Result<()> {
+/// Builds the command (with the ids it names, for the output line) from the CLI arguments.
+fn publish_command(args: PublishCommand) -> (PaymentCommand, serde_json::Value) {
+    use serde_json::json;
+    let key = |k: Option<String>| k.unwrap_or_else(|| Uuid::new_v4().to_string());
+    match args {
+        PublishCommand::Authorize {
+            merchant,
+            amount,
+            currency,
+            processor,
+            token,
+            idempotency_key,
+            payment_id,
+        } => {
+            let payment_id = payment_id.unwrap_or_else(Uuid::new_v4);
+            let cmd = authorize(
+                &merchant,
+                &key(idempotency_key),
+                payment_id,
+                &amount,
+                &currency,
+                &processor,
+                &token,
+            );
+            (cmd, json!({ "payment_id": payment_id }))
+        }
+        PublishCommand::Capture {
+            merchant,
+            payment_id,
+            amount,
+            currency,
+            idempotency_key,
+        } => (
+            command(
+                &merchant,
+                &key(idempotency_key),
+                CommandBody::CapturePayment(CapturePayment {
+                    payment_id,
+                    amount: wire_money(&amount, &currency),
+                }),
+            ),
+            json!({ "payment_id": payment_id }),
+        ),
+        PublishCommand::Void {
+            merchant,
+            payment_id,
+            idempotency_key,
+        } => (
+            command(
+                &merchant,
+                &key(idempotency_key),
+                CommandBody::VoidPayment(VoidPayment { payment_id }),
+            ),
+            json!({ "payment_id": payment_id }),
+        ),
+        PublishCommand::Refund {
+            merchant,
+            payment_id,
+            amount,
+            currency,
+            idempotency_key,
+        } => (
+            command(
+                &merchant,
+                &key(idempotency_key),
+                CommandBody::RefundPayment(RefundPayment {
+                    payment_id,
+                    amount: wire_money(&amount, &currency),
+                }),
+            ),
+            json!({ "payment_id": payment_id }),
+        ),
+        PublishCommand::Payout {
+            merchant,
+            amount,
+            currency,
+            bank_account,
+            payout_id,
+            idempotency_key,
+        } => {
+            let payout_id = payout_id.unwrap_or_else(Uuid::new_v4);
+            (
+                command(
+                    &merchant,
+                    &key(idempotency_key),
+                    CommandBody::RequestPayout(RequestPayout {
+                        payout_id,
+                        amount: wire_money(&amount, &currency),
+                        bank_account,
+                    }),
+                ),
+                json!({ "payout_id": payout_id }),
+            )
+        }
+    }
+}
+
+/// Publishes one command with the `cli` principal and prints where it landed, as one JSON
+/// line. Nothing is validated here: the ledger is the authority and answers with an event.
+pub async fn publish(args: PublishCommand) -> Result<()> {
     let publisher = CommandPublisher::new(&kafka(Role::Cli)?, codec()?)?;
-    let PublishCommand::Authorize {
-        merchant,
-        amount,
-        currency,
-        processor,
-        token,
-        idempotency_key,
-        payment_id,
-    } = command;
-    let key = idempotency_key.unwrap_or_else(|| Uuid::new_v4().to_string());
-    let payment_id = payment_id.unwrap_or_else(Uuid::new_v4);
-    let cmd = authorize(
-        &merchant, &key, payment_id, &amount, &currency, &processor, &token,
-    );
+    let (cmd, ids) = publish_command(args);
     let at = publisher.publish(&cmd, Some(&new_traceparent())).await?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "command_id": cmd.command_id,
-            "payment_id": payment_id,
-            "idempotency_key": key,
-            "partition": at.partition,
-            "offset": at.offset,
-        })
-    );
+    let mut line = serde_json::json!({
+        "command_id": cmd.command_id,
+        "idempotency_key": cmd.idempotency_key,
+        "partition": at.partition,
+        "offset": at.offset,
+    });
+    if let (Some(line), Some(ids)) = (line.as_object_mut(), ids.as_object()) {
+        line.extend(ids.clone());
+    }
+    println!("{line}");
     Ok(())
 }
 
@@ -242,7 +406,7 @@ pub async fn demo(payments: usize) -> Result<()> {
         ("99.99", "EUR", "bridgerpay"),
         ("0.50", "USD", "shuttle"),
     ];
-    let mut first = None;
+    let mut first: Option<PaymentCommand> = None;
     for i in 0..payments {
         let (amount, currency, processor) = samples[i % samples.len()];
         let cmd = authorize(
@@ -258,7 +422,7 @@ pub async fn demo(payments: usize) -> Result<()> {
         first.get_or_insert(cmd);
     }
     // The sender retries its first command (same key, same content): nothing new happens.
-    if let Some(mut retry) = first {
+    if let Some(mut retry) = first.clone() {
         retry.command_id = Uuid::new_v4();
         publisher.publish(&retry, None).await?;
     }
@@ -325,5 +489,212 @@ pub async fn demo(payments: usize) -> Result<()> {
     for (key, code, detail) in rejections {
         println!("{key:<12} {code:<20} {detail}");
     }
+    if let Some(CommandBody::AuthorizePayment(a)) = first.map(|c| c.body) {
+        demo_lifecycle(&pool, &publisher, &merchant, &a).await?;
+    }
+    println!("\nchecks and balances: payledger audit --merchant {merchant}");
     Ok(())
+}
+
+/// The rest of one payment's life: approved (by a result published as the gateway would),
+/// captured in full, then partly refunded; prints the payment's row and the merchant's
+/// payable balance. Skipped where there is no gateway principal (e.g. the compose demo).
+async fn demo_lifecycle(
+    pool: &sqlx::PgPool,
+    publisher: &CommandPublisher,
+    merchant: &str,
+    auth: &AuthorizePayment,
+) -> Result<()> {
+    use schemas::{AuthorizationOutcome, AuthorizationResult, GatewayResult, ResultBody};
+    let Ok(gateway) = kafka(Role::Gateway) else {
+        println!("\n(lifecycle skipped: no gateway principal, PAYLEDGER_KAFKA_USER_GATEWAY, here)");
+        return Ok(());
+    };
+    let gateway = CommandPublisher::new(&gateway, codec()?)?;
+    let payment_id = auth.payment_id;
+    let (amount, currency) = (&auth.amount.amount, &auth.amount.currency);
+    let refund = "2.50";
+
+    // Commands and results are different topics: the capture must wait for the approval.
+    gateway
+        .publish_result(&GatewayResult {
+            result_id: Uuid::new_v4(),
+            merchant_id: merchant.to_owned(),
+            payment_id,
+            processor: auth.processor.clone(),
+            occurred_at: Utc::now(),
+            body: ResultBody::Authorization(AuthorizationResult {
+                outcome: AuthorizationOutcome::Approved,
+                source: schemas::ResultSource::Response,
+                processor_reference: Some(format!("demo_{}", payment_id.simple())),
+                code: None,
+                detail: String::new(),
+                expires_at: None,
+            }),
+        })
+        .await?;
+    wait_for_row(
+        pool,
+        payment_id,
+        "SELECT count(*) FROM payments WHERE payment_id = $1 AND authorization_status = 'approved'",
+        "the approval",
+    )
+    .await?;
+    let capture = CommandBody::CapturePayment(CapturePayment {
+        payment_id,
+        amount: wire_money(amount, currency),
+    });
+    publisher
+        .publish(&command(merchant, "order-0-capture", capture), None)
+        .await?;
+    let refund_body = CommandBody::RefundPayment(RefundPayment {
+        payment_id,
+        amount: wire_money(refund, currency),
+    });
+    publisher
+        .publish(&command(merchant, "order-0-refund", refund_body), None)
+        .await?;
+    wait_for_row(
+        pool,
+        payment_id,
+        "SELECT count(*) FROM payments WHERE payment_id = $1 AND refunded_amount > 0",
+        "the refund",
+    )
+    .await?;
+
+    let (status, authorized, captured, refunded, held): (String, String, String, String, String) =
+        sqlx::query_as(
+            "SELECT status, coalesce(authorized_amount::text, '-'), captured_amount::text,
+                    refunded_amount::text, held_amount::text
+             FROM payments WHERE payment_id = $1",
+        )
+        .bind(payment_id)
+        .fetch_one(pool)
+        .await?;
+    println!(
+        "\nlifecycle of order-0 (approved by a gateway result, captured {amount}, refunded {refund}):"
+    );
+    println!(
+        "{:<12} {:<12} {:>10} {:>10} {:>10} {:>10} currency",
+        "key", "status", "authorized", "captured", "refunded", "held"
+    );
+    println!(
+        "{:<12} {status:<12} {authorized:>10} {captured:>10} {refunded:>10} {held:>10} {currency}",
+        "order-0"
+    );
+    let balances: Vec<(String, String, String, String, String)> = sqlx::query_as(
+        "SELECT currency::text, debits_pending::text, debits_posted::text,
+                credits_pending::text, credits_posted::text
+         FROM account_balances WHERE account = $1 ORDER BY currency",
+    )
+    .bind(format!("merchant:{merchant}:payable"))
+    .fetch_all(pool)
+    .await?;
+    println!("\naccount merchant:{merchant}:payable (what the platform owes the merchant):");
+    println!(
+        "{:<8} {:>14} {:>14} {:>15} {:>14}",
+        "currency", "debits_pending", "debits_posted", "credits_pending", "credits_posted"
+    );
+    for (currency, dpend, dpost, cpend, cpost) in balances {
+        println!("{currency:<8} {dpend:>14} {dpost:>14} {cpend:>15} {cpost:>14}");
+    }
+    Ok(())
+}
+
+/// Waits until `count` (a `SELECT count(*)` taking the payment id) finds the payment's row.
+async fn wait_for_row(
+    pool: &sqlx::PgPool,
+    payment_id: Uuid,
+    count: &'static str,
+    what: &str,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (n,): (i64,) = sqlx::query_as(count)
+            .bind(payment_id)
+            .fetch_one(pool)
+            .await?;
+        if n > 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the read model does not show {what} of payment {payment_id} after 60 s: see the ledger's and projector's logs"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Publish {
+        #[command(subcommand)]
+        command: PublishCommand,
+    }
+
+    fn build(args: &str) -> (PaymentCommand, serde_json::Value) {
+        let args = std::iter::once("publish").chain(args.split_whitespace());
+        publish_command(Publish::try_parse_from(args).expect("parses").command)
+    }
+
+    #[test]
+    fn money_goes_out_as_typed_for_the_ledger_to_judge() {
+        let id = Uuid::new_v4();
+        let (cmd, ids) = build(&format!(
+            "capture --merchant m-1 --payment-id {id} --amount 12,50 --currency gbp --idempotency-key k-1"
+        ));
+        assert_eq!(
+            (cmd.merchant_id.as_str(), cmd.idempotency_key.as_str()),
+            ("m-1", "k-1")
+        );
+        assert_eq!(
+            cmd.body,
+            CommandBody::CapturePayment(CapturePayment {
+                payment_id: id,
+                amount: wire_money("12,50", "gbp"),
+            })
+        );
+        assert_eq!(ids, serde_json::json!({ "payment_id": id }));
+    }
+
+    #[test]
+    fn void_refund_and_payout_build_their_commands() {
+        let id = Uuid::new_v4();
+        let (void, _) = build(&format!("void --merchant m-1 --payment-id {id}"));
+        assert_eq!(
+            void.body,
+            CommandBody::VoidPayment(VoidPayment { payment_id: id })
+        );
+        assert!(
+            Uuid::parse_str(&void.idempotency_key).is_ok(),
+            "a random key"
+        );
+        let (refund, _) = build(&format!(
+            "refund --merchant m-1 --payment-id {id} --amount 2.50 --currency GBP"
+        ));
+        assert_eq!(
+            refund.body,
+            CommandBody::RefundPayment(RefundPayment {
+                payment_id: id,
+                amount: wire_money("2.50", "GBP"),
+            })
+        );
+        let (payout, ids) = build(
+            "payout --merchant m-1 --amount 7.50 --currency GBP --bank-account barclays-main",
+        );
+        let CommandBody::RequestPayout(p) = &payout.body else {
+            panic!("{payout:?}")
+        };
+        assert_eq!(
+            (p.amount.amount.as_str(), p.bank_account.as_str()),
+            ("7.50", "barclays-main")
+        );
+        assert_eq!(ids, serde_json::json!({ "payout_id": p.payout_id }));
+    }
 }

@@ -1,9 +1,11 @@
 //! `payledger`: the services and the operator's tool.
 
+mod audit;
 mod commands;
 mod dlq;
 mod env_file;
 mod inspect;
+mod results;
 
 use std::path::PathBuf;
 
@@ -59,6 +61,30 @@ enum Command {
     Publish {
         #[command(subcommand)]
         command: commands::PublishCommand,
+    },
+    /// Publish a processor's result, standing in for the gateway workers (engineers, tests).
+    ///
+    /// Writes one result to gateway.results with the gateway principal
+    /// (PAYLEDGER_KAFKA_USER_GATEWAY), as the gateway workers and the webhook receiver do, and
+    /// prints one JSON line (result_id, partition, offset). The ledger decides what it means.
+    GatewayResult {
+        #[command(subcommand)]
+        result: results::ResultCommand,
+    },
+    /// Rebuild the ledger from its events and check the books (exits non-zero on a failure).
+    ///
+    /// Rebuilds every partition of payments.events from the beginning and from the newest
+    /// snapshots (ledger principal), then checks that both agree, that debits equal credits per
+    /// currency (posted and pending), and that no merchant's payable account is overdrawn.
+    /// Prints events and restore time per partition, the trial balance per currency, and each
+    /// merchant's accounts, payout-available amounts and payments by status.
+    Audit {
+        /// Show only this merchant's accounts (the checks still cover every merchant).
+        #[arg(long)]
+        merchant: Option<String>,
+        /// One JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
     },
     /// Publish sample commands, wait for the read model and print the rows.
     Demo {
@@ -149,6 +175,8 @@ fn main() -> Result<()> {
             } => commands::run_ledger(instance_id, max_batch, snapshot_every).await,
             Command::Project => commands::run_projector().await,
             Command::Publish { command } => commands::publish(command).await,
+            Command::GatewayResult { result } => results::publish(result).await,
+            Command::Audit { merchant, json } => audit::audit(merchant, json).await,
             Command::Demo { payments } => commands::demo(payments).await,
             Command::Events { merchant, follow } => inspect::events(merchant, follow).await,
             Command::Dlq {
