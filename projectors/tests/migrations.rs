@@ -2,8 +2,8 @@
 //! event kind through [`projectors::apply_batch`] (no Kafka), checked to the last decimal.
 //!
 //! Each test creates a throwaway database on the local stack's server (`.stack/env`, or the
-//! file named by `PAYLEDGER_ENV_FILE`) and drops it afterwards. Without an env file there is
-//! no server to use and the tests say so and pass.
+//! file named by `PAYLEDGER_ENV_FILE`) and drops it afterwards. Without an env file they fail
+//! and say how to start the stack: like every test on the real parts, they never skip.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,13 +36,12 @@ fn env_file() -> PathBuf {
 /// it proves the projector can), else the admin's.
 fn server_url() -> Option<String> {
     let path = env_file();
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!(
-            "no env file at {} (start the stack with `scripts/stack up`): skipped",
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "no env file at {} ({e}): start the stack with `scripts/stack up`",
             path.display()
-        );
-        return None;
-    };
+        )
+    });
     let vars: HashMap<&str, &str> = text
         .lines()
         .filter_map(|l| l.split_once('='))
