@@ -699,3 +699,87 @@ async fn a_frozen_instance_that_wakes_up_after_a_rebalance_writes_nothing_twice(
     heir.stop();
     zombie.stop();
 }
+
+/// A ledger that died with a transaction open, under an id that never comes back (a pod
+/// scaled away), leaves the end of its events partition held back for `read_committed`
+/// readers until the broker aborts that transaction (after its 60 s timeout). Events
+/// committed after the open one exist but cannot be read yet: a restore that stopped there
+/// would decide on a state without them and write the merchant's sequence numbers twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_waits_for_a_transaction_left_open_before_the_end_of_its_partition() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let _serial = serial().await;
+    let s = stack();
+    let mut log = EventLog::from_now(tokio::runtime::Handle::current());
+    let publisher = s.publisher();
+    let m = merchant();
+    let ms = std::slice::from_ref(&m);
+    let mut first = Service::ledger("open-txn-1");
+    publisher
+        .publish(&authorize(&m, "k-1", "1.00", "EUR"), None)
+        .await
+        .expect("publish");
+    assert!(
+        block_in_place(|| log.read_until(ms, WAIT, |e| e.len() == 1)),
+        "{}",
+        first.log_text()
+    );
+
+    // A dead ledger's transaction, left open on the merchant's partition (murmur2 on the key,
+    // like every payledger producer).
+    let zombie: BaseProducer = s
+        .kafka(ledger::kafka::Role::Ledger)
+        .transactional_producer("payledger-ledger-open-txn-zombie")
+        .create()
+        .expect("producer");
+    let timeout = Duration::from_secs(30);
+    zombie.init_transactions(timeout).expect("init");
+    zombie.begin_transaction().expect("begin");
+    zombie
+        .send(
+            BaseRecord::to(ledger::kafka::topics::EVENTS)
+                .key(m.as_bytes())
+                .payload(&b"never committed"[..]),
+        )
+        .map_err(|(e, _)| e)
+        .expect("send");
+    zombie.flush(timeout).expect("flush");
+
+    // Committed behind the open transaction: invisible to read_committed readers for now.
+    publisher
+        .publish(&authorize(&m, "k-2", "2.00", "EUR"), None)
+        .await
+        .expect("publish");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    first.stop();
+    let mut second = Service::ledger("open-txn-2");
+    publisher
+        .publish(&authorize(&m, "k-3", "3.00", "EUR"), None)
+        .await
+        .expect("publish");
+    // Give the restore time to meet the open transaction, then end it as the broker would.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    zombie.abort_transaction(timeout).expect("abort");
+
+    let complete = block_in_place(|| log.read_until(ms, WAIT, |e| e.len() >= 3));
+    assert!(
+        complete,
+        "saw {:?}; log:\n{}",
+        log.events,
+        second.log_text()
+    );
+    block_in_place(|| log.read_until(ms, Duration::from_secs(3), |_| false));
+    let seen: Vec<(i64, &str)> = log
+        .events
+        .iter()
+        .map(|e| (e.merchant_sequence, e.idempotency_key.as_str()))
+        .collect();
+    assert_eq!(seen, vec![(1, "k-1"), (2, "k-2"), (3, "k-3")]);
+    assert!(
+        second.log_text().contains("an open transaction holds back"),
+        "the restore must have waited; log:\n{}",
+        second.log_text()
+    );
+    second.assert_running();
+    second.stop();
+}

@@ -586,7 +586,9 @@ impl Shell<'_> {
             RestoreError::Decode { ref source, .. } if source.is_retriable() => {
                 Abort::Retry(e.to_string())
             }
-            RestoreError::Kafka(_) | RestoreError::Timeout { .. } => Abort::Retry(e.to_string()),
+            RestoreError::Kafka(_)
+            | RestoreError::Timeout { .. }
+            | RestoreError::OpenTransaction { .. } => Abort::Retry(e.to_string()),
             other => Abort::Fatal(other.into()),
         })?;
         for (partition, r) in restored {

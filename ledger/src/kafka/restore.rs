@@ -39,6 +39,10 @@ pub enum RestoreError {
     },
     #[error("restore of {EVENTS}/{partition} did not reach the end within {0:?}", .timeout)]
     Timeout { partition: i32, timeout: Duration },
+    #[error(
+        "{EVENTS}/{partition}: a transaction left open before the end of the partition did not end within {waited:?}"
+    )]
+    OpenTransaction { partition: i32, waited: Duration },
 }
 
 /// How long a restore may take before the ledger gives up (and its supervisor restarts it).
@@ -96,13 +100,20 @@ pub fn restore_partitions(
     // Reaching the end of a partition should not cost a full fetch wait.
     config.set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer<ReaderContext> = config.create_with_context(ReaderContext)?;
+    // Asks for high watermarks only: it sees the end of the log, open transactions included.
+    let uncommitted: BaseConsumer<ReaderContext> = settings
+        .reader()
+        .set("isolation.level", "read_uncommitted")
+        .create_with_context(ReaderContext)?;
     let mut tpl = TopicPartitionList::new();
+    let mut starts: HashMap<i32, i64> = HashMap::new();
     for &partition in partitions {
-        let (low, high) = consumer.fetch_watermarks(EVENTS, partition, Duration::from_secs(30))?;
+        let (low, _) = consumer.fetch_watermarks(EVENTS, partition, Duration::from_secs(30))?;
+        // Every partition is read, even one that looks empty: its end may be held back by an
+        // open transaction (see `caught_up`).
         let start = out[&partition].next_offset.max(low);
-        if high > start {
-            tpl.add_partition_offset(EVENTS, partition, Offset::Offset(start))?;
-        }
+        tpl.add_partition_offset(EVENTS, partition, Offset::Offset(start))?;
+        starts.insert(partition, start);
     }
     let mut open: HashSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
     let mut distrusted: Vec<i32> = Vec::new();
@@ -110,6 +121,8 @@ pub fn restore_partitions(
         consumer.assign(&tpl)?;
     }
     let started = Instant::now();
+    let mut waiting: HashMap<i32, Instant> = HashMap::new();
+    let mut warned: Vec<i32> = Vec::new();
     while !open.is_empty() {
         if started.elapsed() > RESTORE_TIMEOUT {
             return Err(RestoreError::Timeout {
@@ -117,10 +130,36 @@ pub fn restore_partitions(
                 timeout: RESTORE_TIMEOUT,
             });
         }
-        match consumer.poll(Duration::from_millis(500)) {
+        // A partition whose end has been reached is done only once nothing is pending beyond
+        // it: see `caught_up`.
+        for p in waiting.keys().copied().collect::<Vec<_>>() {
+            if caught_up(&consumer, &uncommitted, p, starts[&p])? {
+                waiting.remove(&p);
+                open.remove(&p);
+            } else if waiting[&p].elapsed() > OPEN_TRANSACTION_WAIT {
+                return Err(RestoreError::OpenTransaction {
+                    partition: p,
+                    waited: OPEN_TRANSACTION_WAIT,
+                });
+            }
+        }
+        if open.is_empty() {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
             None => continue,
             Some(Err(KafkaError::PartitionEOF(p))) => {
-                open.remove(&p);
+                if let Some(since) = waiting.get(&p) {
+                    if since.elapsed() > Duration::from_secs(1) && !warned.contains(&p) {
+                        warn!(
+                            partition = p,
+                            "an open transaction holds back {EVENTS}: waiting for it to end before deciding on this partition"
+                        );
+                        warned.push(p);
+                    }
+                } else {
+                    waiting.insert(p, Instant::now());
+                }
             }
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(message)) => {
@@ -157,6 +196,40 @@ pub fn restore_partitions(
         out.extend(rebuilt);
     }
     Ok(out)
+}
+
+/// How long a restore waits for a transaction that holds back the end of a partition: a
+/// little more than the producers' `transaction.timeout.ms` (60 s), after which the broker
+/// aborts a transaction its producer abandoned.
+pub const OPEN_TRANSACTION_WAIT: Duration = Duration::from_secs(90);
+
+/// Has the reader seen everything of `partition` that is or may become committed?
+///
+/// A `read_committed` reader's end of partition is the last stable offset: it stops before
+/// the first transaction still open. Records written after that — even committed ones — stay
+/// out of sight until that transaction ends: one left open by a ledger that died (aborted by
+/// the broker after its timeout), or one whose commit markers are still being written. A
+/// state restored up to there would miss committed events, and deciding on it would write
+/// events twice. So the restore is complete only when the reader's position has reached the
+/// high watermark, as a `read_uncommitted` client sees it.
+fn caught_up(
+    consumer: &BaseConsumer<ReaderContext>,
+    uncommitted: &BaseConsumer<ReaderContext>,
+    partition: i32,
+    start: i64,
+) -> Result<bool, RestoreError> {
+    let (_, high_watermark) =
+        uncommitted.fetch_watermarks(EVENTS, partition, Duration::from_secs(30))?;
+    // Nothing consumed yet: the position is where the read started.
+    let position = match consumer
+        .position()?
+        .find_partition(EVENTS, partition)
+        .map(|e| e.offset())
+    {
+        Some(Offset::Offset(o)) => o,
+        _ => start,
+    };
+    Ok(position >= high_watermark)
 }
 
 /// One partition's restored state.
