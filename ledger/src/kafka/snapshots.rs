@@ -107,8 +107,16 @@ pub enum LoadError {
     Unusable(String),
 }
 
+/// Records read from the end of a partition first: enough for a snapshot of a few chunks.
+const FIRST_WINDOW: i64 = 64;
+
 /// Reads the newest complete snapshot of each partition: manifest and encoded state.
 /// Partitions without a usable snapshot are absent from the result (and logged).
+///
+/// The newest snapshot is at the end of its partition (chunks, manifest, commit marker: one
+/// transaction, one writer per partition), so the read starts a few records before the end
+/// and reaches further back only when the snapshot began earlier. Restores therefore read
+/// one snapshot, however many older ones compaction has not removed yet.
 pub fn load_latest(
     settings: &KafkaSettings,
     partitions: &[i32],
@@ -117,64 +125,93 @@ pub fn load_latest(
     let mut config = settings.reader_to_end();
     config.set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer<ReaderContext> = config.create_with_context(ReaderContext)?;
-    let mut tpl = TopicPartitionList::new();
-    let mut open = std::collections::HashSet::new();
+    let started = Instant::now();
+    let mut pending = Vec::new();
     for &p in partitions {
         let (low, high) = consumer.fetch_watermarks(SNAPSHOTS, p, Duration::from_secs(30))?;
         if high > low {
-            tpl.add_partition_offset(SNAPSHOTS, p, Offset::Beginning)?;
-            open.insert(p);
-        }
-    }
-    // Newest value per key, per partition.
-    let mut latest: HashMap<i32, KeyedRecords> = HashMap::new();
-    if !open.is_empty() {
-        consumer.assign(&tpl)?;
-        let started = Instant::now();
-        while !open.is_empty() {
-            if started.elapsed() > timeout {
-                return Err(LoadError::Unusable(format!(
-                    "reading snapshots took longer than {timeout:?}"
-                )));
-            }
-            match consumer.poll(Duration::from_millis(500)) {
-                None => continue,
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    open.remove(&p);
-                }
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(m)) => {
-                    let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-                        continue;
-                    };
-                    let id = m.headers().and_then(|h| {
-                        h.iter()
-                            .find(|h| h.key == SNAPSHOT_ID_HEADER)
-                            .and_then(|h| h.value)
-                            .and_then(|v| std::str::from_utf8(v).ok())
-                            .map(str::to_owned)
-                    });
-                    latest.entry(m.partition()).or_default().insert(
-                        key.to_owned(),
-                        (id, m.payload().unwrap_or_default().to_vec()),
-                    );
-                }
-            }
+            pending.push((p, low, high));
         }
     }
     let mut out = HashMap::new();
-    for (partition, records) in latest {
-        match assemble(partition, &records) {
-            Ok(Some(found)) => {
-                out.insert(partition, found);
+    let mut window = FIRST_WINDOW;
+    while !pending.is_empty() {
+        let starts: Vec<(i32, i64)> = pending
+            .iter()
+            .map(|&(p, low, high)| (p, (high - window).max(low)))
+            .collect();
+        let latest = read_from(
+            &consumer,
+            &starts,
+            timeout.saturating_sub(started.elapsed()),
+        )?;
+        let mut again = Vec::new();
+        for (p, low, high) in pending {
+            let whole_partition = high - window <= low;
+            let empty = KeyedRecords::new();
+            match assemble(p, latest.get(&p).unwrap_or(&empty)) {
+                Ok(Some(found)) => {
+                    out.insert(p, found);
+                }
+                // The newest snapshot may begin before the window: look further back.
+                Ok(None) | Err(_) if !whole_partition => again.push((p, low, high)),
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::warn!(partition = p, %reason, "snapshot unusable; the partition is rebuilt from all its events");
+                }
             }
-            Ok(None) => {}
-            Err(reason) => {
-                tracing::warn!(partition, %reason, "snapshot unusable; the partition is rebuilt from all its events");
+        }
+        pending = again;
+        window = window.saturating_mul(16);
+    }
+    Ok(out)
+}
+
+/// Reads each partition from its start offset to its end: the newest record per key.
+fn read_from(
+    consumer: &BaseConsumer<ReaderContext>,
+    starts: &[(i32, i64)],
+    timeout: Duration,
+) -> Result<HashMap<i32, KeyedRecords>, LoadError> {
+    let mut tpl = TopicPartitionList::new();
+    for &(p, start) in starts {
+        tpl.add_partition_offset(SNAPSHOTS, p, Offset::Offset(start))?;
+    }
+    consumer.assign(&tpl)?;
+    let mut open: std::collections::HashSet<i32> = starts.iter().map(|&(p, _)| p).collect();
+    let mut latest: HashMap<i32, KeyedRecords> = HashMap::new();
+    let started = Instant::now();
+    while !open.is_empty() {
+        if started.elapsed() > timeout {
+            return Err(LoadError::Unusable(format!(
+                "reading snapshots took longer than {timeout:?}"
+            )));
+        }
+        match consumer.poll(Duration::from_millis(500)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(m)) => {
+                let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+                    continue;
+                };
+                let id = m.headers().and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == SNAPSHOT_ID_HEADER)
+                        .and_then(|h| h.value)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .map(str::to_owned)
+                });
+                latest.entry(m.partition()).or_default().insert(
+                    key.to_owned(),
+                    (id, m.payload().unwrap_or_default().to_vec()),
+                );
             }
         }
     }
-    Ok(out)
+    Ok(latest)
 }
 
 /// Key → (snapshot id header, payload) of the newest record per key.

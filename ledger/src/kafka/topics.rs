@@ -67,6 +67,8 @@ pub const TOPICS: [TopicSpec; 5] = [
         config: &[
             ("cleanup.policy", "compact"),
             ("min.compaction.lag.ms", "3600000"),
+            // The active segment is never compacted: roll hourly so old snapshots go.
+            ("segment.ms", "3600000"),
         ],
         purpose: "compacted ledger state snapshots per partition, to bound restore time",
     },
