@@ -807,3 +807,64 @@ async fn bad_gateway_results_are_dead_lettered_and_the_results_after_them_still_
     ledger.assert_running();
     ledger.stop();
 }
+
+/// A hold expiring while its merchant is busy: the expiry must be decided after the batch it
+/// shares a transaction with, against the state that batch left (sequence numbers included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_expires_exactly_once_in_the_middle_of_a_busy_merchants_stream() {
+    let _serial = serial().await;
+    let s = stack();
+    let mut log = EventLog::from_now(tokio::runtime::Handle::current());
+    let mut ledger = Service::ledger("busy-expiry");
+    let commands = s.publisher();
+    let m = merchant();
+    let ms = std::slice::from_ref(&m);
+    let held = authorize(&m, "held", "8.00", "CHF");
+    commands.publish(&held, None).await.expect("publish");
+    assert!(block_in_place(|| log.read_until(ms, WAIT, |e| e.len() == 1)));
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let approval = authorization(
+        &m,
+        payment_id(&held),
+        AuthorizationOutcome::Approved,
+        ResultSource::Response,
+        Some(expires),
+    );
+    s.gateway_publisher()
+        .publish_result(&approval)
+        .await
+        .expect("publish");
+    assert!(block_in_place(|| log.read_until(ms, WAIT, |e| e.len() == 2)));
+    // Commands for the same merchant every 20 ms, from before the expiry to well after it.
+    let n = 200;
+    for i in 0..n {
+        commands
+            .publish(&authorize(&m, &format!("busy-{i}"), "1.00", "CHF"), None)
+            .await
+            .expect("publish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total = 2 + n + 1;
+    let done = block_in_place(|| log.read_until(ms, WAIT, |e| e.len() >= total));
+    assert!(
+        done,
+        "saw {} of {total}; log:\n{}",
+        log.events.len(),
+        ledger.log_text()
+    );
+    block_in_place(|| log.read_until(ms, Duration::from_secs(3), |_| false));
+    assert_eq!(log.events.len(), total);
+    let sequences: Vec<i64> = log.events.iter().map(|e| e.merchant_sequence).collect();
+    assert_eq!(sequences, (1..=total as i64).collect::<Vec<_>>());
+    let expiries: Vec<&PaymentEvent> = log
+        .events
+        .iter()
+        .filter(
+            |e| matches!(&e.body, EventBody::PaymentVoided(v) if v.reason == VoidReason::Expired),
+        )
+        .collect();
+    assert_eq!(expiries.len(), 1, "{expiries:?}");
+    assert_eq!(expiries[0].payment_id, Some(payment_id(&held)));
+    ledger.assert_running();
+    ledger.stop();
+}

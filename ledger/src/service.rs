@@ -299,15 +299,10 @@ impl Shell<'_> {
         if let Err(abort) = self.ensure_restored(needed) {
             return self.recover(consumer, batch, abort, false);
         }
-        let expiries = if sweep {
-            self.due_expiries()
-        } else {
-            Vec::new()
-        };
-        if batch.is_empty() && expiries.is_empty() {
+        if batch.is_empty() && (!sweep || self.due_expiries().is_empty()) {
             return Ok(());
         }
-        match self.transact(consumer, batch, &expiries) {
+        match self.transact(consumer, batch, sweep) {
             Ok(()) => {
                 self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -362,7 +357,7 @@ impl Shell<'_> {
         &mut self,
         consumer: &BaseConsumer<RebalanceTracker>,
         batch: &[BorrowedMessage<'_>],
-        expiries: &[(i32, PaymentEvent)],
+        sweep: bool,
     ) -> Result<(), Abort> {
         let started = Instant::now();
         self.producer
@@ -376,7 +371,14 @@ impl Shell<'_> {
                 message.offset() + 1,
             );
         }
-        for (partition, event) in expiries {
+        // Expiries are decided after the batch, against the state it left: a command of the
+        // batch may have captured or voided a hold, and every event moves the sequence on.
+        let expiries = if sweep {
+            self.due_expiries()
+        } else {
+            Vec::new()
+        };
+        for (partition, event) in &expiries {
             self.apply_and_send(*partition, event, None)?;
             self.stats.expiries.fetch_add(1, Ordering::Relaxed);
         }
