@@ -7,7 +7,7 @@ use schemas::{
 };
 use uuid::Uuid;
 
-use crate::fingerprint::{fingerprint, result_fingerprint};
+use crate::fingerprint::{fingerprint, hex, result_fingerprint};
 use crate::lifecycle;
 use crate::rejection::Rejection;
 use crate::state::{MAX_IDEMPOTENCY_KEYS_PER_MERCHANT, MerchantState};
@@ -280,10 +280,6 @@ fn derived_id(domain: &[u8], input: &[u8]) -> Uuid {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     Uuid::new_v8(bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -115,12 +115,17 @@ impl Fields {
     }
 
     fn hex(self) -> String {
-        let digest = self.0.finalize();
-        let mut out = String::with_capacity(64);
-        for b in digest {
-            out.push(char::from_digit(u32::from(b >> 4), 16).expect("nibble"));
-            out.push(char::from_digit(u32::from(b & 0xf), 16).expect("nibble"));
-        }
-        out
+        hex(&self.0.finalize())
     }
+}
+
+/// Lower-case hex, the form digests take in events and snapshot manifests.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }

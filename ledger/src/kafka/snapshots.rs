@@ -27,6 +27,7 @@ use super::KafkaSettings;
 use super::context::ReaderContext;
 use super::headers;
 use super::topics::SNAPSHOTS;
+use crate::fingerprint::hex;
 
 /// The largest chunk: well under the broker's default 1 MiB record limit.
 pub const CHUNK_BYTES: usize = 512 * 1024;
@@ -235,10 +236,6 @@ fn assemble(partition: i32, records: &KeyedRecords) -> Result<Option<(Manifest, 
         return Err(format!("snapshot {id} does not match its checksum"));
     }
     Ok(Some((manifest, encoded)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
