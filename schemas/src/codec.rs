@@ -132,6 +132,9 @@ struct Reader {
     json: serde_json::Value,
     /// Its Parsing Canonical Form, to recognise the same schema written differently.
     canonical: String,
+    /// Its named types, for resolving values to it (built once: apache_avro's `resolve`
+    /// rebuilds this table on every call).
+    names: Names,
     /// Writer schema id → is it exactly this build's schema (then decoded values need no
     /// resolution, which would otherwise rebuild the schema's name table per record).
     identical: Mutex<HashMap<u32, bool>>,
@@ -158,6 +161,10 @@ impl Reader {
         let schema = subject.latest()?;
         Ok(Reader {
             canonical: schema.canonical_form(),
+            names: names_of(&schema).map_err(|detail| SchemaError::Encode {
+                record: subject.name.to_owned(),
+                detail,
+            })?,
             schema,
             json: serde_json::from_str(subject.latest_text()).map_err(|e| SchemaError::Encode {
                 record: subject.name.to_owned(),
@@ -263,13 +270,13 @@ impl RegistryCodec {
         if reader.is_identical(id, &writer.raw) {
             return Ok(decoded.value);
         }
-        resolve_by_name(decoded.value, &writer.parsed, &reader.schema).map_err(|detail| {
-            DecodeError::Incompatible {
+        resolve_by_name(decoded.value, &writer.parsed, &reader.schema, &reader.names).map_err(
+            |detail| DecodeError::Incompatible {
                 id,
                 subject: reader.subject.name,
                 detail,
-            }
-        })
+            },
+        )
     }
 }
 
@@ -280,7 +287,12 @@ impl RegistryCodec {
 /// the branch with the writer's name: with same-shaped bodies (`PaymentCaptured` and
 /// `PaymentRefunded` both hold a payment id, an amount and postings) a refund would be read
 /// as a capture. So the envelope is resolved as usual and the body again, by name.
-fn resolve_by_name(value: Value, writer: &Schema, reader: &Schema) -> Result<Value, String> {
+fn resolve_by_name(
+    value: Value,
+    writer: &Schema,
+    reader: &Schema,
+    names: &Names,
+) -> Result<Value, String> {
     let body = match &value {
         Value::Record(fields) => fields.iter().find_map(|(n, v)| match v {
             Value::Union(i, inner) if n == "body" => Some((*i, inner.as_ref().clone())),
@@ -288,7 +300,9 @@ fn resolve_by_name(value: Value, writer: &Schema, reader: &Schema) -> Result<Val
         }),
         _ => None,
     };
-    let mut resolved = value.resolve(reader).map_err(|e| e.to_string())?;
+    let mut resolved = value
+        .resolve_with_names(reader, names)
+        .map_err(|e| e.to_string())?;
     let Some((writer_branch, inner)) = body else {
         return Ok(resolved);
     };
@@ -304,12 +318,10 @@ fn resolve_by_name(value: Value, writer: &Schema, reader: &Schema) -> Result<Val
             .iter()
             .enumerate()
             .find(|(_, v)| v.name().is_some_and(|n| n.fullname(None) == name))
-            .map(|(i, v)| (i, v.clone()))
     })
     .ok_or_else(|| format!("this build has no body branch {name}"))?;
-    let names = apache_avro::schema::ResolvedSchema::try_from(reader).map_err(|e| e.to_string())?;
     let inner = inner
-        .resolve_with_names(&variant, names.get_names())
+        .resolve_with_names(variant, names)
         .map_err(|e| format!("{name}: {e}"))?;
     if let Value::Record(fields) = &mut resolved
         && let Some((_, slot)) = fields.iter_mut().find(|(n, _)| n == "body")
@@ -322,11 +334,24 @@ fn resolve_by_name(value: Value, writer: &Schema, reader: &Schema) -> Result<Val
     Ok(resolved)
 }
 
+/// A schema's named types, owned.
+type Names = HashMap<apache_avro::schema::Name, Schema>;
+
+fn names_of(schema: &Schema) -> Result<Names, String> {
+    let resolved =
+        apache_avro::schema::ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
+    Ok(resolved
+        .get_names()
+        .iter()
+        .map(|(name, schema)| (name.clone(), (*schema).clone()))
+        .collect())
+}
+
 /// Applies `f` to the variants of the union field `field` of the record `schema`.
-fn union_branch<T>(
-    schema: &Schema,
+fn union_branch<'s, T>(
+    schema: &'s Schema,
     field: &str,
-    f: impl FnOnce(&[Schema]) -> Option<T>,
+    f: impl FnOnce(&'s [Schema]) -> Option<T>,
 ) -> Option<T> {
     let Schema::Record(record) = schema else {
         return None;
@@ -562,16 +587,18 @@ mod tests {
             naive, refund,
             "if apache_avro got fixed, resolve_by_name can go"
         );
-        let resolved = resolve_by_name(written, &schema, &schema).unwrap();
+        let resolved =
+            resolve_by_name(written, &schema, &schema, &names_of(&schema).unwrap()).unwrap();
         assert_eq!(PaymentCommand::from_value(&resolved).unwrap(), refund);
     }
 
     #[test]
     fn every_event_body_keeps_its_branch_through_resolution() {
         let schema = Subject::EVENTS.latest().unwrap();
+        let names = names_of(&schema).unwrap();
         for event in crate::event::tests::events() {
             let value = event.to_value();
-            let resolved = resolve_by_name(value, &schema, &schema).unwrap();
+            let resolved = resolve_by_name(value, &schema, &schema, &names).unwrap();
             assert_eq!(PaymentEvent::from_value(&resolved).unwrap(), event);
         }
     }
@@ -621,7 +648,8 @@ mod tests {
             .frame(&apache_avro::types::Value::Record(fields))
             .unwrap();
         let written = Framer::new(&writer, 9).unwrap().unframe(&bytes).unwrap();
-        let resolved = written.resolve(&reader).unwrap();
+        let resolved =
+            resolve_by_name(written, &writer, &reader, &names_of(&reader).unwrap()).unwrap();
         assert_eq!(PaymentCommand::from_value(&resolved).unwrap(), command());
     }
 
