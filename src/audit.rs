@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ledger::account::Account;
+use ledger::balance::{Balance, Balances};
 use ledger::kafka::context::ReaderContext;
 use ledger::kafka::restore::{RESTORE_TIMEOUT, Restored, StartFrom, restore_partitions};
 use ledger::kafka::snapshots;
@@ -35,21 +35,6 @@ struct PartitionAudit {
     snapshot_time: Duration,
     /// Why the two rebuilds disagree (empty: identical).
     differences: Vec<String>,
-}
-
-/// The four balance figures, summed.
-#[derive(Default, Clone, Copy)]
-struct Sums {
-    debits_pending: Decimal,
-    debits_posted: Decimal,
-    credits_pending: Decimal,
-    credits_posted: Decimal,
-}
-
-impl Sums {
-    fn balanced(&self) -> bool {
-        self.debits_posted == self.credits_posted && self.debits_pending == self.credits_pending
-    }
 }
 
 pub async fn audit(merchant: Option<String>, as_json: bool) -> Result<()> {
@@ -123,19 +108,13 @@ pub async fn audit(merchant: Option<String>, as_json: bool) -> Result<()> {
 /// the books: a currency whose debits and credits differ, or an overdrawn payable account.
 fn books(
     merchants: &BTreeMap<&str, (i32, &MerchantState)>,
-) -> (BTreeMap<Currency, Sums>, Vec<String>) {
+) -> (BTreeMap<Currency, Balance>, Vec<String>) {
     let mut failures = Vec::new();
-    let mut trial: BTreeMap<Currency, Sums> = BTreeMap::new();
+    let mut trial: BTreeMap<Currency, Balance> = BTreeMap::new();
     for (id, (_, m)) in merchants {
         for ((account, currency), b) in m.balances.iter() {
-            let s = trial.entry(*currency).or_default();
-            s.debits_pending += b.debits_pending;
-            s.debits_posted += b.debits_posted;
-            s.credits_pending += b.credits_pending;
-            s.credits_posted += b.credits_posted;
-            if *account == Account::MerchantPayable
-                && b.debits_posted + b.debits_pending > b.credits_posted
-            {
+            trial.entry(*currency).or_default().add(b);
+            if Balances::is_constrained(account) && b.available_to_debit() < Decimal::ZERO {
                 failures.push(format!(
                     "{} {currency}: debits posted {} + pending {} exceed credits posted {}",
                     account.name(id),
@@ -147,7 +126,7 @@ fn books(
         }
     }
     for (currency, s) in &trial {
-        if !s.balanced() {
+        if !s.is_balanced() {
             failures.push(format!(
                 "{currency}: debits do not equal credits (posted {} vs {}, pending {} vs {})",
                 amount(s.debits_posted, *currency),
@@ -289,9 +268,7 @@ fn differences(full: &Restored, snap: &Restored) -> Vec<String> {
 
 /// An amount with its currency's decimals (`0.00`, not `0`).
 fn amount(value: Decimal, currency: Currency) -> String {
-    let mut v = value;
-    v.rescale(currency.exponent());
-    v.to_string()
+    currency.format(value)
 }
 
 fn ms(d: Duration) -> u64 {
@@ -321,7 +298,7 @@ fn status_counts(m: &MerchantState) -> BTreeMap<&'static str, usize> {
 
 fn report_json(
     partitions: &[PartitionAudit],
-    trial: &BTreeMap<Currency, Sums>,
+    trial: &BTreeMap<Currency, Balance>,
     merchants: &[(&str, i32, &MerchantState)],
     failures: &[String],
 ) -> Value {
@@ -355,7 +332,7 @@ fn report_json(
                 "debits_posted": amount(s.debits_posted, *c),
                 "credits_pending": amount(s.credits_pending, *c),
                 "credits_posted": amount(s.credits_posted, *c),
-                "balanced": s.balanced(),
+                "balanced": s.is_balanced(),
             })
         })
         .collect();
@@ -406,7 +383,7 @@ fn report_json(
 
 fn print_human(
     partitions: &[PartitionAudit],
-    trial: &BTreeMap<Currency, Sums>,
+    trial: &BTreeMap<Currency, Balance>,
     merchants: &[(&str, i32, &MerchantState)],
     failures: &[String],
 ) {
@@ -463,7 +440,7 @@ fn print_human(
             amount(s.credits_posted, *c),
             amount(s.debits_pending, *c),
             amount(s.credits_pending, *c),
-            if s.balanced() { "yes" } else { "NO" },
+            if s.is_balanced() { "yes" } else { "NO" },
         );
     }
 
@@ -531,7 +508,7 @@ fn print_human(
 mod tests {
     use std::collections::HashMap;
 
-    use ledger::balance::{Balance, Balances};
+    use ledger::account::Account;
     use ledger::processor::Processor;
 
     use super::*;
@@ -575,7 +552,7 @@ mod tests {
         let (trial, failures) = books(&merchants);
         assert!(failures.is_empty(), "{failures:?}");
         let t = trial[&gbp()];
-        assert!(t.balanced());
+        assert!(t.is_balanced());
         assert_eq!(amount(t.debits_posted, gbp()), "17.50");
         assert_eq!(amount(t.debits_pending, gbp()), "0.00");
     }

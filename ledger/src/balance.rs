@@ -42,6 +42,20 @@ impl Balance {
     pub fn available_to_debit(&self) -> Decimal {
         self.credits_posted - self.debits_posted - self.debits_pending
     }
+
+    /// Adds another account's figures (to sum a trial balance).
+    pub fn add(&mut self, other: &Balance) {
+        self.debits_pending += other.debits_pending;
+        self.debits_posted += other.debits_posted;
+        self.credits_pending += other.credits_pending;
+        self.credits_posted += other.credits_posted;
+    }
+
+    /// For a sum over every account of a currency: do debits equal credits, posted and
+    /// pending? (Double entry says they must.)
+    pub fn is_balanced(&self) -> bool {
+        self.debits_posted == self.credits_posted && self.debits_pending == self.credits_pending
+    }
 }
 
 /// One posting, parsed.

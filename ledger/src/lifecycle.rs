@@ -324,7 +324,10 @@ fn settle(p: &Payment, merchant_id: &str, s: &SettlementReport) -> Result<EventB
         settlement_id: s.settlement_id.clone(),
         amount: amount.to_wire(),
         fee: WireMoney {
-            amount: fee.map_or_else(|| zero_text(p.currency), |f| f.canonical_amount()),
+            amount: fee.map_or_else(
+                || p.currency.format(Decimal::ZERO),
+                |f| f.canonical_amount(),
+            ),
             currency: p.currency.code().to_owned(),
         },
         bank_account: s.bank_account.clone(),
@@ -401,12 +404,6 @@ fn dispute_transfer(p: &Payment, amount: Money, phase: PostingPhase) -> Transfer
         amount,
         phase,
     )
-}
-
-fn zero_text(currency: Currency) -> String {
-    let mut zero = Decimal::ZERO;
-    zero.rescale(currency.exponent());
-    zero.to_string()
 }
 
 fn payment(state: &MerchantState, id: uuid::Uuid) -> Result<&Payment, Rejection> {

@@ -89,6 +89,15 @@ impl Currency {
     pub fn exponent(&self) -> u32 {
         self.exponent
     }
+
+    /// `value` written with exactly this currency's decimals (`0.00` GBP, `1500` JPY). For
+    /// amounts computed from exact ones (sums, balances, zero): never rounds in practice,
+    /// since those already fit the exponent.
+    pub fn format(&self, value: Decimal) -> String {
+        let mut v = value;
+        v.rescale(self.exponent);
+        v.to_string()
+    }
 }
 
 impl fmt::Display for Currency {
