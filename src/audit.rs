@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ledger::balance::{Balance, Balances};
 use ledger::kafka::context::ReaderContext;
-use ledger::kafka::restore::{RESTORE_TIMEOUT, Restored, StartFrom, restore_partitions};
-use ledger::kafka::snapshots;
+use ledger::kafka::restore::{Restored, StartFrom, restore_partitions};
 use ledger::kafka::topics::{EVENTS, partition_count};
 use ledger::kafka::{KafkaSettings, Role};
 use ledger::lifecycle::payout_available;
@@ -182,9 +181,9 @@ fn audit_partition(
             continue;
         }
         let mut differences = differences(&full, &from_snapshot);
-        if from_snapshot.snapshot.is_none() {
-            differences.extend(unused_snapshot(settings, partition)?);
-        }
+        // A restore quietly falls back to all events when the newest snapshot cannot be
+        // used; for an audit that is a finding.
+        differences.extend(from_snapshot.snapshot_unused.clone());
         return Ok(PartitionAudit {
             partition,
             full,
@@ -198,28 +197,6 @@ fn audit_partition(
         "{EVENTS}/{partition} kept growing during the audit ({ATTEMPTS} attempts): \
          retry when the ledger is quieter"
     )
-}
-
-/// A restore quietly falls back to all events when the newest snapshot does not decode or
-/// the events after it do not apply to it. For an audit that is a finding: says why the
-/// partition's snapshot, if it has one, was not used.
-fn unused_snapshot(settings: &KafkaSettings, partition: i32) -> Result<Option<String>> {
-    match snapshots::load_latest(settings, &[partition], RESTORE_TIMEOUT) {
-        Ok(mut found) => Ok(found.remove(&partition).map(|(manifest, bytes)| {
-            let id = manifest.snapshot_id;
-            match ledger::snapshot::decode(&bytes) {
-                Err(e) => format!("snapshot {id} does not decode: {e}"),
-                Ok(_) => format!(
-                    "the events after snapshot {id} (offset {}) do not apply to it",
-                    manifest.events_offset
-                ),
-            }
-        })),
-        Err(snapshots::LoadError::Unusable(reason)) => {
-            Ok(Some(format!("snapshots unusable: {reason}")))
-        }
-        Err(e) => Err(e).with_context(|| format!("reading the snapshots of partition {partition}")),
-    }
 }
 
 /// Which merchants (and which parts of their state) differ between two rebuilds.

@@ -649,6 +649,7 @@ async fn a_restart_from_a_snapshot_restores_the_same_balances_as_a_full_rebuild(
         .snapshot
         .as_ref()
         .expect("the partition restored from a snapshot");
+    assert_eq!(snap.snapshot_unused, None);
     assert!(
         snap.events < full[&home].events,
         "the snapshot saved replaying events"

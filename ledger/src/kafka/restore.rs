@@ -77,22 +77,36 @@ pub fn restore_partitions(
     if from == StartFrom::Snapshot {
         match snapshots::load_latest(settings, partitions, RESTORE_TIMEOUT) {
             Ok(found) => {
-                for (partition, (manifest, bytes)) in found {
-                    match snapshot::decode(&bytes) {
-                        Ok(state) => {
-                            let r = out.get_mut(&partition).expect("asked for");
+                for (partition, latest) in found {
+                    let r = out.get_mut(&partition).expect("asked for");
+                    let decoded = latest.and_then(|(manifest, bytes)| {
+                        snapshot::decode(&bytes)
+                            .map(|state| (manifest.clone(), state))
+                            .map_err(|e| {
+                                format!("snapshot {} does not decode: {e}", manifest.snapshot_id)
+                            })
+                    });
+                    match decoded {
+                        Ok((manifest, state)) => {
                             r.state = state;
                             r.next_offset = manifest.events_offset;
                             r.snapshot = Some(manifest);
                         }
-                        Err(e) => {
-                            warn!(partition, error = %e, "snapshot unusable; rebuilding from all events")
-                        }
+                        Err(reason) => r.snapshot_unused = Some(reason),
                     }
                 }
             }
             Err(LoadError::Kafka(e)) => return Err(e.into()),
-            Err(e) => warn!(error = %e, "snapshots unusable; rebuilding from all events"),
+            Err(LoadError::Unusable(reason)) => {
+                for r in out.values_mut() {
+                    r.snapshot_unused = Some(format!("snapshots unusable: {reason}"));
+                }
+            }
+        }
+        for (partition, r) in &out {
+            if let Some(reason) = &r.snapshot_unused {
+                warn!(partition, %reason, "snapshot not used; rebuilding from all events");
+            }
         }
     }
 
@@ -116,7 +130,7 @@ pub fn restore_partitions(
         starts.insert(partition, start);
     }
     let mut open: HashSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-    let mut distrusted: Vec<i32> = Vec::new();
+    let mut distrusted: Vec<(i32, String)> = Vec::new();
     if !open.is_empty() {
         consumer.assign(&tpl)?;
     }
@@ -164,7 +178,7 @@ pub fn restore_partitions(
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(message)) => {
                 let (partition, offset) = (message.partition(), message.offset());
-                if distrusted.contains(&partition) {
+                if distrusted.iter().any(|(p, _)| *p == partition) {
                     continue;
                 }
                 let event = decode(message.payload()).map_err(|source| RestoreError::Decode {
@@ -175,9 +189,13 @@ pub fn restore_partitions(
                 let restored = out.get_mut(&partition).expect("assigned above");
                 let merchant = restored.state.merchant_mut(&event.merchant_id);
                 if let Err(source) = evolve(merchant, &event) {
-                    if restored.snapshot.is_some() {
-                        warn!(partition, offset, error = %source, "events do not follow the snapshot; rebuilding the partition from all events");
-                        distrusted.push(partition);
+                    if let Some(manifest) = &restored.snapshot {
+                        let reason = format!(
+                            "the events after snapshot {} (offset {}) do not apply to it: {source}",
+                            manifest.snapshot_id, manifest.events_offset
+                        );
+                        warn!(partition, offset, %reason, "snapshot not used; rebuilding from all events");
+                        distrusted.push((partition, reason));
                         continue;
                     }
                     return Err(RestoreError::Evolve {
@@ -192,7 +210,13 @@ pub fn restore_partitions(
         }
     }
     if !distrusted.is_empty() {
-        let rebuilt = restore_partitions(settings, &distrusted, StartFrom::Beginning, decode)?;
+        let partitions: Vec<i32> = distrusted.iter().map(|(p, _)| *p).collect();
+        let mut rebuilt = restore_partitions(settings, &partitions, StartFrom::Beginning, decode)?;
+        for (partition, reason) in distrusted {
+            if let Some(r) = rebuilt.get_mut(&partition) {
+                r.snapshot_unused = Some(reason);
+            }
+        }
         out.extend(rebuilt);
     }
     Ok(out)
@@ -242,4 +266,6 @@ pub struct Restored {
     pub next_offset: i64,
     /// The snapshot the restore started from.
     pub snapshot: Option<Manifest>,
+    /// Why the partition's newest snapshot was not used, when it had one that was not.
+    pub snapshot_unused: Option<String>,
 }

@@ -111,8 +111,11 @@ pub enum LoadError {
 /// Records read from the end of a partition first: enough for a snapshot of a few chunks.
 const FIRST_WINDOW: i64 = 64;
 
-/// Reads the newest complete snapshot of each partition: manifest and encoded state.
-/// Partitions without a usable snapshot are absent from the result (and logged).
+/// The newest snapshot of a partition, or why it cannot be used.
+pub type Latest = Result<(Manifest, Vec<u8>), String>;
+
+/// Reads the newest complete snapshot of each partition: manifest and encoded state, or why
+/// it cannot be used. Partitions without any snapshot are absent from the result.
 ///
 /// The newest snapshot is at the end of its partition (chunks, manifest, commit marker: one
 /// transaction, one writer per partition), so the read starts a few records before the end
@@ -122,7 +125,7 @@ pub fn load_latest(
     settings: &KafkaSettings,
     partitions: &[i32],
     timeout: Duration,
-) -> Result<HashMap<i32, (Manifest, Vec<u8>)>, LoadError> {
+) -> Result<HashMap<i32, Latest>, LoadError> {
     let mut config = settings.reader_to_end();
     config.set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer<ReaderContext> = config.create_with_context(ReaderContext)?;
@@ -152,13 +155,13 @@ pub fn load_latest(
             let empty = KeyedRecords::new();
             match assemble(p, latest.get(&p).unwrap_or(&empty)) {
                 Ok(Some(found)) => {
-                    out.insert(p, found);
+                    out.insert(p, Ok(found));
                 }
                 // The newest snapshot may begin before the window: look further back.
                 Ok(None) | Err(_) if !whole_partition => again.push((p, low, high)),
                 Ok(None) => {}
                 Err(reason) => {
-                    tracing::warn!(partition = p, %reason, "snapshot unusable; the partition is rebuilt from all its events");
+                    out.insert(p, Err(reason));
                 }
             }
         }
