@@ -299,10 +299,22 @@ impl Shell<'_> {
         if let Err(abort) = self.ensure_restored(needed) {
             return self.recover(consumer, batch, abort, false);
         }
-        if batch.is_empty() && (!sweep || self.due_expiries().is_empty()) {
-            return Ok(());
-        }
-        match self.transact(consumer, batch, sweep) {
+        // Without a batch, expiries can be decided now (nothing will change the state first),
+        // and a sweep with nothing due needs no transaction.
+        let decided = if batch.is_empty() {
+            let due = if sweep {
+                self.due_expiries()
+            } else {
+                Vec::new()
+            };
+            if due.is_empty() {
+                return Ok(());
+            }
+            Some(due)
+        } else {
+            None
+        };
+        match self.transact(consumer, batch, sweep, decided) {
             Ok(()) => {
                 self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -358,6 +370,7 @@ impl Shell<'_> {
         consumer: &BaseConsumer<RebalanceTracker>,
         batch: &[BorrowedMessage<'_>],
         sweep: bool,
+        decided: Option<Vec<(i32, PaymentEvent)>>,
     ) -> Result<(), Abort> {
         let started = Instant::now();
         self.producer
@@ -373,10 +386,10 @@ impl Shell<'_> {
         }
         // Expiries are decided after the batch, against the state it left: a command of the
         // batch may have captured or voided a hold, and every event moves the sequence on.
-        let expiries = if sweep {
-            self.due_expiries()
-        } else {
-            Vec::new()
+        let expiries = match decided {
+            Some(expiries) => expiries,
+            None if sweep => self.due_expiries(),
+            None => Vec::new(),
         };
         for (partition, event) in &expiries {
             self.apply_and_send(*partition, event, None)?;
