@@ -74,8 +74,13 @@ pub fn restore_partitions(
         .iter()
         .map(|&p| (p, Restored::default()))
         .collect();
+    let mut config = settings.reader_to_end();
+    // Reaching the end of a partition should not cost a full fetch wait.
+    config.set("fetch.wait.max.ms", "10");
+    // One client reads the snapshots, then the events.
+    let consumer: BaseConsumer<ReaderContext> = config.create_with_context(ReaderContext)?;
     if from == StartFrom::Snapshot {
-        match snapshots::load_latest(settings, partitions, RESTORE_TIMEOUT) {
+        match snapshots::load_latest(&consumer, partitions, RESTORE_TIMEOUT) {
             Ok(found) => {
                 for (partition, latest) in found {
                     let r = out.get_mut(&partition).expect("asked for");
@@ -110,10 +115,6 @@ pub fn restore_partitions(
         }
     }
 
-    let mut config = settings.reader_to_end();
-    // Reaching the end of a partition should not cost a full fetch wait.
-    config.set("fetch.wait.max.ms", "10");
-    let consumer: BaseConsumer<ReaderContext> = config.create_with_context(ReaderContext)?;
     // Asks for high watermarks only: it sees the end of the log, open transactions included.
     let uncommitted: BaseConsumer<ReaderContext> = settings
         .reader()

@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::KafkaSettings;
 use super::context::ReaderContext;
 use super::headers;
 use super::topics::SNAPSHOTS;
@@ -121,14 +120,14 @@ pub type Latest = Result<(Manifest, Vec<u8>), String>;
 /// transaction, one writer per partition), so the read starts a few records before the end
 /// and reaches further back only when the snapshot began earlier. Restores therefore read
 /// one snapshot, however many older ones compaction has not removed yet.
+///
+/// `consumer` is a reader that reports the end of partitions (`reader_to_end`); this
+/// reassigns it, so a restore can go on to read the events with the same client.
 pub fn load_latest(
-    settings: &KafkaSettings,
+    consumer: &BaseConsumer<ReaderContext>,
     partitions: &[i32],
     timeout: Duration,
 ) -> Result<HashMap<i32, Latest>, LoadError> {
-    let mut config = settings.reader_to_end();
-    config.set("fetch.wait.max.ms", "10");
-    let consumer: BaseConsumer<ReaderContext> = config.create_with_context(ReaderContext)?;
     let started = Instant::now();
     let mut pending = Vec::new();
     for &p in partitions {
@@ -144,11 +143,7 @@ pub fn load_latest(
             .iter()
             .map(|&(p, low, high)| (p, (high - window).max(low)))
             .collect();
-        let latest = read_from(
-            &consumer,
-            &starts,
-            timeout.saturating_sub(started.elapsed()),
-        )?;
+        let latest = read_from(consumer, &starts, timeout.saturating_sub(started.elapsed()))?;
         let mut again = Vec::new();
         for (p, low, high) in pending {
             let whole_partition = high - window <= low;
